@@ -7,19 +7,32 @@
  *
  *   catalog.json: resource 370600-GA-0001: item "id_number": unknown check "gb1164"
  *
- * Rules enforced:
- *  - department code: [A-Za-z0-9_]{1,32}, unique; name required.
+ * Rules enforced (the first problem is reported; array positions are 0-based):
+ *  - the file is one JSON object with "departments" and/or "resources";
+ *    duplicate keys in any object and unknown keys anywhere are errors (with
+ *    a "did you mean" for near misses), so a typo never passes silently.
+ *  - department {"code", "name"}: code [A-Za-z0-9_]{1,32}, unique; name
+ *    required.
+ *  - resource keys: code, name, provider, share_type, key, items (required);
+ *    category (array of strings), summary, format, update_cycle,
+ *    share_condition, share_method, open (boolean), publish_date, related
+ *    (array of resource codes) (optional).
  *  - resource code: [A-Za-z0-9-]{1,64}, unique; provider is a department of
  *    the file or of `known_depts` (the catalog already published).
  *  - share_type unconditional|conditional|none; conditional needs
  *    share_condition; none needs share_condition (the legal basis).
  *  - update_cycle one of 实时/每日/每周/每月/每季度/每年/其他.
- *  - publish_date YYYY-MM-DD when present.
+ *  - publish_date YYYY-MM-DD (a real date) when present.
  *  - items: 1..512; name [A-Za-z_][A-Za-z0-9_]{0,63} (it is an Avro field
- *    and a SQL column), unique; type one of C N I D T L B; length >= 0;
- *    check one of gb11643 gb32100 (only on type C); per-item share_type like
- *    the resource's.
- *  - key: 1..8 item names, each an item; key items are required.
+ *    and a SQL column), unique ignoring case (SQLite columns are); keys name,
+ *    title, type, length, required, check, share_type; type one of
+ *    C N I D T L B; length an integer >= 0; check one of gb11643 gb32100
+ *    (only on type C, length 0 or >= 18); per-item share_type like the
+ *    resource's and never more open than it (an item of a conditional
+ *    resource may be none, not unconditional).
+ *  - key: 1..8 distinct item names, each an item; key items are required
+ *    ("required": false on one is an error) and not of type N or B (the
+ *    message key is their text).
  *
  * The resource's original JSON object text is kept (json) so it can be
  * published to the control plane as given.
@@ -60,11 +73,11 @@ typedef struct exb_resource_s {
         char *code;
         char *name;
         char *provider;        /* department code */
-        char *category_json;   /* JSON array text, e.g. ["基础信息资源","人口"] */
-        char *summary, *format, *update_cycle;
+        char *category_json;   /* JSON array text, e.g. ["基础信息资源","人口"], or NULL */
+        char *summary, *format, *update_cycle; /* NULL if absent */
         exb_share_t share_type;
         char *share_condition; /* NULL if absent */
-        char *share_method;
+        char *share_method;    /* NULL if absent */
         int open;
         char *publish_date;    /* "YYYY-MM-DD" or NULL */
         char *related_json;    /* JSON array text or NULL */
@@ -92,22 +105,32 @@ exb_catalog_t *exb_catalog_parse(const char *fname, const char *text, size_t len
 void exb_catalog_destroy(exb_catalog_t *cat);
 
 /* Parses one resource object (as kept in exb_resource_t.json or in a control
- * record). `where` prefixes messages. Returns NULL with errstr on error. */
+ * record) with the same rules; the provider is not checked against any
+ * department. `where` prefixes messages ("<where>: resource <code>: ...").
+ * Returns NULL with errstr on error. */
 exb_resource_t *exb_resource_parse_json(const char *where, const char *text, size_t len,
                                         char *errstr, size_t errstr_size);
 void exb_resource_destroy(exb_resource_t *res);
+
+/* Borrowed lookups in a parsed file, or NULL. */
+const exb_dept_t *exb_catalog_dept(const exb_catalog_t *cat, const char *code);
+const exb_resource_t *exb_catalog_resource(const exb_catalog_t *cat, const char *code);
 
 /* Index of the item called name, or -1. */
 int exb_resource_item_idx(const exb_resource_t *res, const char *name);
 
 /* Is `next` a compatible new version of `prev`? Rules: same code and
- * provider; same key items; every item of prev still present with the same
- * type; added items must not be key items nor required (older records do not
- * have them). Returns 1 if compatible, 0 with the reason in errstr. */
+ * provider; same key items in the same order; every item of prev still
+ * present with the same type; added items must not be key items nor required
+ * (older records do not have them). Other metadata may change.
+ * Returns 1 if compatible, 0 with the reason in errstr:
+ *   resource 370600-GA-0001: item "birth_date": type changed from D to C */
 int exb_resource_compatible(const exb_resource_t *prev, const exb_resource_t *next,
                             char *errstr, size_t errstr_size);
 
-/* Do two versions describe the same thing (canonical JSON equal)? */
+/* Do two versions describe the same thing? Compares the canonical text
+ * (sorted keys, compact) of their json, so key order and whitespace do not
+ * matter but every value does. */
 int exb_resource_same(const exb_resource_t *a, const exb_resource_t *b);
 
 #endif

@@ -15,13 +15,18 @@
 
 #include <stddef.h>
 
-/* Returns 1 if valid, 0 with a short reason in errstr otherwise
- * (e.g. "check digit is 3, expected X"). */
+/* Returns 1 if valid, 0 with a short reason in errstr otherwise, naming the
+ * position counted from 1 (e.g. "check character is 3, expected X",
+ * "character 7 is 'A', expected a digit", "birth date 19900230 is not a real
+ * date", "length is 17, expected 18"). s need not be NUL-terminated. */
 int exb_check_gb11643(const char *s, size_t len, char *errstr, size_t errstr_size);
 int exb_check_gb32100(const char *s, size_t len, char *errstr, size_t errstr_size);
 
-/* The check character for the first 17 characters of s, for test data
- * generators: returns it, or 0 if those 17 characters are not valid. */
+/* The check character for the first 17 characters of s17, for test data
+ * generators: returns it, or 0 if one of those characters is outside the
+ * alphabet (digits for gb11643; s17 may be shorter only if NUL-terminated).
+ * The gb11643 birth date is NOT checked here, so a test can build an id with
+ * a correct check character and an impossible date. */
 char exb_check_gb11643_digit(const char *s17);
 char exb_check_gb32100_digit(const char *s17);
 

@@ -14,8 +14,9 @@
  *  redact       null.
  *
  * partial and hash turn any type into a string (non-string values are masked
- * on their text form: numbers as printed by %.17g or %lld, dates as
- * YYYY-MM-DD, timestamps as ISO-8601, booleans as true/false, bytes as hex).
+ * on their text form: N in the shortest %.15g..%.17g form that reads back
+ * to the same double, I as %lld, dates as YYYY-MM-DD, timestamps as
+ * 2026-01-15T08:30:00.000Z, booleans as true/false, bytes as lower hex).
  */
 #ifndef EXB_MASK_H
 #define EXB_MASK_H
@@ -29,21 +30,36 @@ typedef struct exb_mask_s {
         int head, tail; /* partial only, 0..64 each */
 } exb_mask_t;
 
-/* Parses "partial:6:4" etc. Returns 0, or -1 with errstr. */
+/* Parses "partial:6:4", "hash", "redact" (and "none", the textual form of
+ * EXB_MASK_NONE). Returns 0, or -1 with errstr, e.g.
+ * unknown mask "hsah" (expected partial:H:T, hash or redact). */
 int exb_mask_parse(const char *spec, exb_mask_t *mask, char *errstr, size_t errstr_size);
 /* Writes the textual form into out (at least 32 bytes). */
 void exb_mask_format(const exb_mask_t *mask, char *out, size_t out_size);
 
-/* Applies mask to value `in` of item type `type`. The result is written to
- * *out; for partial/hash the characters go to `scratch` (which must stay
- * alive as long as out is used), and out->u.s points into it; the result
- * type is then EXB_T_STRING. redact gives a null. A null input stays null.
- * secret/secret_len are the HMAC key (hash only).
- * Returns 0, or -1 if scratch's maximum was reached. */
+/* The type of a masked value: EXB_T_STRING for partial and hash, `type`
+ * otherwise (redact keeps the type; its value is null, so the delivery
+ * schema must make that item nullable). */
+exb_type_t exb_mask_result_type(const exb_mask_t *mask, exb_type_t type);
+
+/* Applies mask to value `in` of item type `type` and writes the result to
+ * *out (of type exb_mask_result_type()). A null input stays null; redact
+ * gives a null; none copies *in as is.
+ *
+ * partial/hash write their characters to `scratch` and out->u.s points into
+ * it. Each call RESETS scratch first, so the result is valid until the next
+ * call with the same scratch: to hold several masked values of one record
+ * at once, keep one scratch per masked item (e.g. in the compiled rule).
+ * No allocation happens once scratch has grown to the largest value.
+ * secret/secret_len are the HMAC key (hash only; may be NULL/0, which gives a
+ * public, dictionary-reversible pseudonym — callers should refuse that).
+ * Returns 0, or -1 if scratch's maximum was reached or OpenSSL failed. */
 int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in,
                    const void *secret, size_t secret_len, exb_buf_t *scratch, exb_val_t *out);
 
-/* Renders a value of the given type as text (the form masks work on) into out. */
+/* APPENDS the text form of a value of the given type to out (the form masks
+ * work on; see above). A null value appends nothing. Returns 0 or -1 if
+ * out's maximum was reached (nothing appended). */
 int exb_val_to_text(exb_type_t type, const exb_val_t *v, exb_buf_t *out);
 
 #endif

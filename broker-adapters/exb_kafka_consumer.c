@@ -1,0 +1,448 @@
+/*
+ * exb_kafka_consumer.c — group member or group-less reader.
+ *
+ * Group member: subscribe() to names or ^regexes. Offsets are stored only
+ * by the application (enable.auto.offset.store=false) — from delivery
+ * reports or from its sink's transaction — and the auto-committer commits
+ * what was stored. The rebalance callback runs inside exb_consumer_poll()
+ * (and exb_consumer_destroy()) on the caller's thread:
+ *   assign: each partition starts at on_assign()'s offset (default: the
+ *           group's committed offset), then the assignment is applied;
+ *   revoke: on_revoke() for each partition, a synchronous commit of what is
+ *           stored (unless the partitions were lost, i.e. already owned by
+ *           another member), then unassign.
+ * Both eager and cooperative assignors work (partition.assignment.strategy
+ * passed as a kafka.* property).
+ *
+ * Group-less: librdkafka needs a group.id for rd_kafka_assign(), so the
+ * handle gets a private one and never commits. exb_consumer_assign() adds
+ * partitions one at a time (incremental: partitions already being read keep
+ * their position).
+ *
+ * Polling: the first message is awaited with rd_kafka_consumer_poll(), the
+ * rest of the batch is taken with rd_kafka_consume_batch_queue(timeout 0)
+ * from the consumer queue under one queue lock (measured faster than
+ * repeated rd_kafka_consumer_poll(), see exb_consumer_poll()). With the
+ * rebalance callback set and all calls made from one thread, this avoids
+ * the batch API's known issue in 2.0.x (it is unsafe only when seek, pause
+ * or a rebalance run concurrently with it).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exb_kafka_int.h"
+
+static const exb_kprop_t consumer_defaults[] = {
+        {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"fetch.wait.max.ms", "100"},
+        {"session.timeout.ms", "6000"},
+        {"heartbeat.interval.ms", "2000"},
+        {"queued.min.messages", "100000"},
+        {"enable.partition.eof", "false"},
+};
+
+struct exb_consumer_s {
+        rd_kafka_t *rk;
+        rd_kafka_queue_t *q; /* the consumer queue */
+        int grouped;
+        int paused;
+        exb_rebalance_t rb;
+        rd_kafka_message_t **batch;
+        int batch_cap;
+};
+
+static const char *pname(const rd_kafka_topic_partition_t *tp, char *buf, size_t size)
+{
+        snprintf(buf, size, "%s [%d]", tp->topic, (int)tp->partition);
+        return buf;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        exb_consumer_t *c = opaque;
+        int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        char pb[300];
+        int i;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                for (i = 0; i < parts->cnt; i++) {
+                        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                        tp->offset = c->rb.on_assign
+                                             ? c->rb.on_assign(c->rb.opaque, tp->topic,
+                                                               tp->partition)
+                                             : RD_KAFKA_OFFSET_STORED;
+                        EXB_DEBUG("consumer %s: assigned %s from offset %" PRId64,
+                                  rd_kafka_name(rk), pname(tp, pb, sizeof(pb)), tp->offset);
+                }
+                if (coop)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, parts);
+                if (!error && !aerr && c->paused)
+                        rd_kafka_pause_partitions(rk, parts);
+        } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+                int lost = rd_kafka_assignment_lost(rk);
+                for (i = 0; i < parts->cnt; i++) {
+                        if (c->rb.on_revoke)
+                                c->rb.on_revoke(c->rb.opaque, parts->elems[i].topic,
+                                                parts->elems[i].partition);
+                }
+                if (!lost) {
+                        rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+                        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                                EXB_WARN("consumer %s: commit on revoke: %s", rd_kafka_name(rk),
+                                         rd_kafka_err2str(cerr));
+                } else {
+                        EXB_WARN("consumer %s: %d partition(s) lost (session timed out): "
+                                 "offsets stored since the last commit are not committed",
+                                 rd_kafka_name(rk), parts->cnt);
+                }
+                if (coop)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, NULL);
+        } else {
+                EXB_WARN("consumer %s: rebalance error: %s", rd_kafka_name(rk),
+                         rd_kafka_err2str(err));
+                aerr = rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                EXB_ERROR("consumer %s: %s", rd_kafka_name(rk), rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else if (aerr) {
+                EXB_ERROR("consumer %s: assign: %s", rd_kafka_name(rk), rd_kafka_err2str(aerr));
+        }
+}
+
+exb_consumer_t *exb_consumer_new(const char *brokers, const char *group_id,
+                                 const exb_kprop_t *props, int nprops,
+                                 const exb_rebalance_t *rebalance, char *errstr,
+                                 size_t errstr_size)
+{
+        if (!brokers || !*brokers) {
+                exb_errf(errstr, errstr_size, "consumer: no brokers given");
+                return NULL;
+        }
+        rd_kafka_conf_t *conf =
+                exb_kconf_new(brokers, consumer_defaults, (int)EXB_ARRAY_CNT(consumer_defaults),
+                              props, nprops, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        char es[512];
+        char gid[64];
+        if (!group_id) {
+                /* Never joins (no subscribe) and never commits. */
+                snprintf(gid, sizeof(gid), "exbus-groupless-%ld", (long)getpid());
+                group_id = gid;
+                if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", es, sizeof(es))) {
+                        exb_errf(errstr, errstr_size, "consumer: %s", es);
+                        rd_kafka_conf_destroy(conf);
+                        return NULL;
+                }
+        }
+        if (rd_kafka_conf_set(conf, "group.id", group_id, es, sizeof(es))) {
+                exb_errf(errstr, errstr_size, "consumer: group.id: %s", es);
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+
+        exb_consumer_t *c = exb_calloc(1, sizeof(*c));
+        c->grouped = group_id != gid;
+        if (rebalance)
+                c->rb = *rebalance;
+        if (c->grouped)
+                rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        rd_kafka_conf_set_opaque(conf, c);
+
+        c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof(es));
+        if (!c->rk) {
+                rd_kafka_conf_destroy(conf);
+                exb_errf(errstr, errstr_size, "consumer: %s", es);
+                free(c);
+                return NULL;
+        }
+        rd_kafka_poll_set_consumer(c->rk);
+        c->q = rd_kafka_queue_get_consumer(c->rk);
+        return c;
+}
+
+void exb_consumer_destroy(exb_consumer_t *c)
+{
+        if (!c)
+                return;
+        /* Runs the revoke callback (on_revoke + commit) for a group member. */
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+        if (err)
+                EXB_WARN("consumer %s: close: %s", rd_kafka_name(c->rk), rd_kafka_err2str(err));
+        rd_kafka_queue_destroy(c->q);
+        rd_kafka_destroy(c->rk);
+        free(c->batch);
+        free(c);
+}
+
+exb_err_t exb_consumer_subscribe(exb_consumer_t *c, const char *const *topics, int n,
+                                 char *errstr, size_t errstr_size)
+{
+        if (!c->grouped) {
+                exb_errf(errstr, errstr_size, "subscribe: consumer has no group (use assign)");
+                return EXB_ERR_INVALID;
+        }
+        rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n);
+        for (int i = 0; i < n; i++)
+                rd_kafka_topic_partition_list_add(tl, topics[i], RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, tl);
+        rd_kafka_topic_partition_list_destroy(tl);
+        if (err) {
+                exb_errf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+                return exb_kerr(c->rk, err);
+        }
+        return EXB_OK;
+}
+
+exb_err_t exb_consumer_assign(exb_consumer_t *c, const char *topic, int32_t partition,
+                              int64_t offset, char *errstr, size_t errstr_size)
+{
+        if (c->grouped) {
+                exb_errf(errstr, errstr_size,
+                         "assign %s [%d]: a group member gets its partitions from the group",
+                         topic, (int)partition);
+                return EXB_ERR_INVALID;
+        }
+        rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(tl, topic, partition)->offset = offset;
+        rd_kafka_error_t *error = rd_kafka_incremental_assign(c->rk, tl);
+        if (!error && c->paused)
+                rd_kafka_pause_partitions(c->rk, tl);
+        rd_kafka_topic_partition_list_destroy(tl);
+        if (error) {
+                exb_errf(errstr, errstr_size, "assign %s [%d]: %s", topic, (int)partition,
+                         rd_kafka_error_string(error));
+                exb_err_t e = exb_kerr(c->rk, rd_kafka_error_code(error));
+                rd_kafka_error_destroy(error);
+                return e;
+        }
+        return EXB_OK;
+}
+
+static void msg_fill(exb_msg_t *m, rd_kafka_message_t *rkm)
+{
+        m->topic = rd_kafka_topic_name(rkm->rkt);
+        m->partition = rkm->partition;
+        m->offset = rkm->offset;
+        m->key = rkm->key;
+        m->key_len = rkm->key_len;
+        m->value = rkm->payload;
+        m->len = rkm->len;
+        m->ts_ms = rd_kafka_message_timestamp(rkm, NULL);
+        m->_rkm = rkm;
+}
+
+/* An error event from the consumer queue: -1 if fatal, else logged. */
+static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr,
+                     size_t errstr_size)
+{
+        rd_kafka_resp_err_t err = rkm->err;
+        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                return 0;
+        if (err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(c->rk, NULL, 0)) {
+                char fs[512];
+                err = rd_kafka_fatal_error(c->rk, fs, sizeof(fs));
+                exb_errf(errstr, errstr_size, "consumer: fatal error %s: %s",
+                         rd_kafka_err2name(err), fs);
+                return -1;
+        }
+        if (rkm->rkt)
+                EXB_WARN("consumer %s: %s [%d]: %s", rd_kafka_name(c->rk),
+                         rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
+                         rd_kafka_message_errstr(rkm));
+        else
+                EXB_WARN("consumer %s: %s", rd_kafka_name(c->rk), rd_kafka_message_errstr(rkm));
+        return 0;
+}
+
+int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms,
+                      char *errstr, size_t errstr_size)
+{
+        int n = 0;
+        if (max <= 0)
+                return 0;
+        if (c->batch_cap < max) {
+                free(c->batch);
+                c->batch = exb_calloc((size_t)max, sizeof(*c->batch));
+                c->batch_cap = max;
+        }
+        int64_t deadline = timeout_ms < 0 ? -1 : exb_mono_ms() + timeout_ms;
+        while (n == 0) {
+                int left = deadline < 0 ? -1 : (int)(deadline - exb_mono_ms());
+                if (deadline >= 0 && left < 0)
+                        left = 0;
+                /* Waits for the first message (serving rebalances and errors). */
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, left);
+                if (!rkm)
+                        return 0;
+                int got = 1;
+                c->batch[0] = rkm;
+                if (max > 1) {
+                        ssize_t r = rd_kafka_consume_batch_queue(c->q, 0, c->batch + 1,
+                                                                 (size_t)max - 1);
+                        if (r > 0)
+                                got += (int)r;
+                }
+                for (int i = 0; i < got; i++) {
+                        rkm = c->batch[i];
+                        if (rkm->err) {
+                                if (msg_error(c, rkm, errstr, errstr_size) < 0) {
+                                        for (int j = i; j < got; j++)
+                                                rd_kafka_message_destroy(c->batch[j]);
+                                        for (int j = 0; j < n; j++)
+                                                exb_msg_release(&msgs[j]);
+                                        return -1;
+                                }
+                                rd_kafka_message_destroy(rkm);
+                                continue;
+                        }
+                        msg_fill(&msgs[n++], rkm);
+                }
+                if (deadline >= 0 && exb_mono_ms() >= deadline)
+                        break;
+        }
+        return n;
+}
+
+void exb_msg_release(exb_msg_t *msg)
+{
+        if (msg && msg->_rkm) {
+                rd_kafka_message_destroy(msg->_rkm);
+                msg->_rkm = NULL;
+        }
+}
+
+int exb_msg_header(const exb_msg_t *msg, const char *name, const void **value, size_t *len)
+{
+        rd_kafka_headers_t *hdrs;
+        const void *v;
+        size_t l;
+        if (rd_kafka_message_headers(msg->_rkm, &hdrs))
+                return 0;
+        if (rd_kafka_header_get_last(hdrs, name, &v, &l))
+                return 0;
+        if (value)
+                *value = v;
+        if (len)
+                *len = l;
+        return 1;
+}
+
+int exb_msg_headers(const exb_msg_t *msg, exb_header_t *hdrs, int max)
+{
+        rd_kafka_headers_t *rkh;
+        if (rd_kafka_message_headers(msg->_rkm, &rkh))
+                return 0;
+        int cnt = (int)rd_kafka_header_cnt(rkh);
+        for (int i = 0; i < cnt && i < max; i++) {
+                const char *name;
+                const void *v;
+                size_t l;
+                if (rd_kafka_header_get_all(rkh, (size_t)i, &name, &v, &l))
+                        break;
+                hdrs[i].name = name;
+                hdrs[i].value = v;
+                hdrs[i].len = l;
+        }
+        return cnt;
+}
+
+exb_err_t exb_consumer_store(exb_consumer_t *c, const char *topic, int32_t partition,
+                             int64_t next_offset)
+{
+        rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(tl, topic, partition)->offset = next_offset;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, tl);
+        if (!err)
+                err = tl->elems[0].err;
+        rd_kafka_topic_partition_list_destroy(tl);
+        if (err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
+                EXB_DEBUG("consumer %s: store %s [%d] @%" PRId64 ": not assigned any more",
+                          rd_kafka_name(c->rk), topic, (int)partition, next_offset);
+                return EXB_ERR_INVALID;
+        }
+        return exb_kerr(c->rk, err);
+}
+
+exb_err_t exb_consumer_commit(exb_consumer_t *c, int async)
+{
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, async);
+        if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+                return EXB_OK;
+        if (err)
+                EXB_WARN("consumer %s: commit: %s", rd_kafka_name(c->rk), rd_kafka_err2str(err));
+        return exb_kerr(c->rk, err);
+}
+
+static exb_err_t pause_resume(exb_consumer_t *c, int pause)
+{
+        rd_kafka_topic_partition_list_t *tl;
+        rd_kafka_resp_err_t err = rd_kafka_assignment(c->rk, &tl);
+        if (err)
+                return exb_kerr(c->rk, err);
+        c->paused = pause;
+        err = pause ? rd_kafka_pause_partitions(c->rk, tl) : rd_kafka_resume_partitions(c->rk, tl);
+        rd_kafka_topic_partition_list_destroy(tl);
+        return exb_kerr(c->rk, err);
+}
+
+exb_err_t exb_consumer_pause(exb_consumer_t *c)
+{
+        return pause_resume(c, 1);
+}
+
+exb_err_t exb_consumer_resume(exb_consumer_t *c)
+{
+        return pause_resume(c, 0);
+}
+
+exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partition,
+                            int64_t offset)
+{
+        rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(tl, topic, partition)->offset = offset;
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, tl, 10000);
+        rd_kafka_resp_err_t err = error ? rd_kafka_error_code(error) : tl->elems[0].err;
+        if (err)
+                EXB_WARN("consumer %s: seek %s [%d] to %" PRId64 ": %s", rd_kafka_name(c->rk),
+                         topic, (int)partition, offset,
+                         error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
+        if (error)
+                rd_kafka_error_destroy(error);
+        rd_kafka_topic_partition_list_destroy(tl);
+        return exb_kerr(c->rk, err);
+}
+
+exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t partition,
+                                  int64_t *lo, int64_t *hi, int timeout_ms)
+{
+        rd_kafka_resp_err_t err =
+                rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi, timeout_ms);
+        if (err)
+                EXB_DEBUG("consumer %s: watermarks of %s [%d]: %s", rd_kafka_name(c->rk), topic,
+                          (int)partition, rd_kafka_err2str(err));
+        return exb_kerr(c->rk, err);
+}
+
+char *exb_consumer_cluster_id(exb_consumer_t *c, int timeout_ms)
+{
+        char *id = rd_kafka_clusterid(c->rk, timeout_ms);
+        if (!id)
+                return NULL;
+        char *r = exb_strdup(id);
+        rd_kafka_mem_free(c->rk, id);
+        return r;
+}

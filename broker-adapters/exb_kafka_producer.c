@@ -1,0 +1,254 @@
+/*
+ * exb_kafka_producer.c — the idempotent producer.
+ *
+ * - Every exb_produce() copies key, value and headers into librdkafka, so
+ *   the caller's buffers can be reused at once.
+ * - Exactly one delivery report per accepted message, from
+ *   exb_producer_poll()/flush()/destroy() on the caller's thread: success
+ *   with partition and offset, or the error mapped to exb_err_t. Messages
+ *   still queued when exb_producer_destroy() gives up waiting are purged and
+ *   reported as EXB_ERR_RETRY, so no caller waits forever for a report.
+ * - Topic handles are cached by name in a small chained hash table for the
+ *   life of the producer (rd_kafka_topic_t lookups by name take a lock and a
+ *   linear search inside librdkafka; ours is a hash probe).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exb_kafka_int.h"
+
+/* Producer defaults, see exb_kafka.h. */
+static const exb_kprop_t producer_defaults[] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
+        {"queue.buffering.max.messages", "1000000"},
+        {"queue.buffering.max.kbytes", "1048576"},
+        {"batch.num.messages", "10000"},
+        {"partitioner", "murmur2_random"},
+};
+
+struct exb_topic_s {
+        rd_kafka_topic_t *rkt;
+        char *name;
+        uint32_t hash;
+        struct exb_topic_s *next;
+};
+
+struct exb_producer_s {
+        rd_kafka_t *rk;
+        exb_dr_cb_t *dr_cb;
+        void *opaque;
+        pthread_mutex_t lock; /* topic table */
+        exb_topic_t **buckets;
+        uint32_t nbuckets; /* power of two */
+        uint32_t ntopics;
+};
+
+static uint32_t fnv1a(const char *s)
+{
+        uint32_t h = 2166136261u;
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 16777619u;
+        return h;
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        exb_producer_t *p = opaque;
+        if (!p->dr_cb)
+                return;
+        if (!m->err) {
+                p->dr_cb(p->opaque, m->_private, EXB_OK, "", m->partition, m->offset);
+                return;
+        }
+        char es[512];
+        snprintf(es, sizeof(es), "delivery to %s [%d] failed: %s (%s)",
+                 m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition,
+                 rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
+        p->dr_cb(p->opaque, m->_private, exb_kerr(rk, m->err), es, m->partition, -1);
+}
+
+exb_producer_t *exb_producer_new(const char *brokers, const exb_kprop_t *props, int nprops,
+                                 exb_dr_cb_t *dr_cb, void *opaque, char *errstr,
+                                 size_t errstr_size)
+{
+        if (!brokers || !*brokers) {
+                exb_errf(errstr, errstr_size, "producer: no brokers given");
+                return NULL;
+        }
+        rd_kafka_conf_t *conf =
+                exb_kconf_new(brokers, producer_defaults, (int)EXB_ARRAY_CNT(producer_defaults),
+                              props, nprops, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        exb_producer_t *p = exb_calloc(1, sizeof(*p));
+        p->dr_cb = dr_cb;
+        p->opaque = opaque;
+        pthread_mutex_init(&p->lock, NULL);
+        p->nbuckets = 64;
+        p->buckets = exb_calloc(p->nbuckets, sizeof(*p->buckets));
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+        rd_kafka_conf_set_opaque(conf, p);
+
+        char es[512];
+        p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
+        if (!p->rk) {
+                rd_kafka_conf_destroy(conf);
+                exb_errf(errstr, errstr_size, "producer: %s", es);
+                pthread_mutex_destroy(&p->lock);
+                free(p->buckets);
+                free(p);
+                return NULL;
+        }
+        return p;
+}
+
+void exb_producer_destroy(exb_producer_t *p)
+{
+        if (!p)
+                return;
+        if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                EXB_WARN("producer: %d message(s) not delivered within 10 s, giving up",
+                         rd_kafka_outq_len(p->rk));
+                /* Purged messages get their (failed) delivery reports now. */
+                rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_flush(p->rk, 1000);
+        }
+        for (uint32_t i = 0; i < p->nbuckets; i++) {
+                exb_topic_t *t = p->buckets[i], *next;
+                for (; t; t = next) {
+                        next = t->next;
+                        rd_kafka_topic_destroy(t->rkt);
+                        free(t->name);
+                        free(t);
+                }
+        }
+        free(p->buckets);
+        rd_kafka_destroy(p->rk);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+static void topics_grow(exb_producer_t *p)
+{
+        uint32_t n = p->nbuckets * 2;
+        exb_topic_t **b = exb_calloc(n, sizeof(*b));
+        for (uint32_t i = 0; i < p->nbuckets; i++) {
+                exb_topic_t *t = p->buckets[i], *next;
+                for (; t; t = next) {
+                        next = t->next;
+                        t->next = b[t->hash & (n - 1)];
+                        b[t->hash & (n - 1)] = t;
+                }
+        }
+        free(p->buckets);
+        p->buckets = b;
+        p->nbuckets = n;
+}
+
+exb_topic_t *exb_producer_topic(exb_producer_t *p, const char *name)
+{
+        uint32_t h = fnv1a(name);
+        exb_topic_t *t;
+
+        pthread_mutex_lock(&p->lock);
+        for (t = p->buckets[h & (p->nbuckets - 1)]; t; t = t->next)
+                if (t->hash == h && !strcmp(t->name, name))
+                        goto done;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, name, NULL);
+        if (!rkt) {
+                EXB_ERROR("producer: topic \"%s\": %s", name,
+                          rd_kafka_err2str(rd_kafka_last_error()));
+                goto done; /* t == NULL */
+        }
+        if (p->ntopics >= p->nbuckets * 2)
+                topics_grow(p);
+        t = exb_calloc(1, sizeof(*t));
+        t->rkt = rkt;
+        t->name = exb_strdup(name);
+        t->hash = h;
+        t->next = p->buckets[h & (p->nbuckets - 1)];
+        p->buckets[h & (p->nbuckets - 1)] = t;
+        p->ntopics++;
+done:
+        pthread_mutex_unlock(&p->lock);
+        return t;
+}
+
+const char *exb_topic_name(const exb_topic_t *t)
+{
+        return t->name;
+}
+
+exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, const void *key,
+                      size_t key_len, const void *value, size_t value_len,
+                      const exb_header_t *hdrs, int nhdrs, void *msg_opaque, char *errstr,
+                      size_t errstr_size)
+{
+        rd_kafka_headers_t *rkhdrs = NULL;
+        rd_kafka_resp_err_t err;
+
+        if (!t) {
+                exb_errf(errstr, errstr_size, "produce: no topic");
+                return EXB_ERR_INVALID;
+        }
+        if (nhdrs > 0) {
+                rkhdrs = rd_kafka_headers_new((size_t)nhdrs);
+                for (int i = 0; i < nhdrs; i++)
+                        rd_kafka_header_add(rkhdrs, hdrs[i].name, -1, hdrs[i].value,
+                                            (ssize_t)hdrs[i].len);
+        }
+        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(t->rkt),
+                                RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+                                                                   : partition),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY((void *)key, key_len),
+                                RD_KAFKA_V_VALUE((void *)value, value_len),
+                                RD_KAFKA_V_HEADERS(rkhdrs), RD_KAFKA_V_OPAQUE(msg_opaque),
+                                RD_KAFKA_V_END);
+        if (!err)
+                return EXB_OK; /* rkhdrs now owned by librdkafka */
+        if (rkhdrs)
+                rd_kafka_headers_destroy(rkhdrs);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                exb_errf(errstr, errstr_size,
+                         "produce to %s: local queue full (%d messages waiting)", t->name,
+                         rd_kafka_outq_len(p->rk));
+                return EXB_ERR_RETRY;
+        }
+        exb_errf(errstr, errstr_size, "produce to %s [%d]: %s", t->name, (int)partition,
+                 rd_kafka_err2str(err));
+        return exb_kerr(p->rk, err);
+}
+
+int exb_producer_poll(exb_producer_t *p, int timeout_ms)
+{
+        return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+exb_err_t exb_producer_flush(exb_producer_t *p, int timeout_ms)
+{
+        rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+        if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
+                return EXB_ERR_RETRY;
+        return exb_kerr(p->rk, err);
+}
+
+int exb_producer_outq_len(exb_producer_t *p)
+{
+        return rd_kafka_outq_len(p->rk);
+}
+
+exb_err_t exb_producer_fatal(exb_producer_t *p, char *errstr, size_t errstr_size)
+{
+        char es[512];
+        rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->rk, es, sizeof(es));
+        if (!err)
+                return EXB_OK;
+        exb_errf(errstr, errstr_size, "producer: fatal error %s: %s", rd_kafka_err2name(err),
+                 es);
+        return EXB_ERR_FATAL;
+}

@@ -1,0 +1,780 @@
+/*
+ * exb_router.c — routing ingest records to subscribers (see exb_router.h).
+ *
+ * State, rebuilt whenever the control plane changes (rare):
+ *   rt_resource  one per catalog resource: ingest topic, provider, DLQ topic,
+ *                the active routes, the latest ingest schema (for filters).
+ *   rt_route     one per active subscription: delivery schema and topic,
+ *                masks, counters.
+ *   rt_schema    one per writer schema id seen on ingest (loaded lazily):
+ *                decoded with it, bound to the resource's items, and one
+ *                rt_plan per route (field mapping + bound filter), built on
+ *                first use.
+ * Counters live in a separate list keyed by subscription / resource so they
+ * survive rebuilds.
+ *
+ * Offset tracking: every consumed record gets an rt_entry with the number of
+ * outputs still in flight; entries sit in a per-partition FIFO in offset
+ * order; after each batch the FIFO head is popped while complete and the
+ * next offset is stored. Delivery reports only decrement counters.
+ */
+#include "exb_router.h"
+#include "exb_codec.h"
+#include "exb_control.h"
+#include "exb_filter.h"
+#include "exb_kafka.h"
+#include "exb_mask.h"
+#include "exb_validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RT_MAX_VALUE (64 * 1024 * 1024)
+
+const exb_prop_t exb_router_props[] = {
+    {"brokers", EXB_PROP_STR, offsetof(exb_router_conf_t, brokers), NULL, NULL,
+     "Kafka bootstrap servers (host:port,...). -b or --data-dir on the command line override it."},
+    {"data.dir", EXB_PROP_STR, offsetof(exb_router_conf_t, data_dir), NULL, ".",
+     "Directory for the router's local files (control-plane cache)."},
+    {"mask.secret", EXB_PROP_STR, offsetof(exb_router_conf_t, mask_secret), NULL, NULL,
+     "HMAC key of `hash` masks (at least 16 characters). EXBUS_MASK_SECRET in the environment "
+     "takes precedence. Never put on a topic."},
+    {"group.id", EXB_PROP_STR, offsetof(exb_router_conf_t, group_id), NULL, "exbus-router",
+     "Consumer group shared by all router instances."},
+    {"topic.partitions", EXB_PROP_INT, offsetof(exb_router_conf_t, partitions), "1..1024", "4",
+     "Partitions of the delivery topics the router creates."},
+    {"batch.size", EXB_PROP_INT, offsetof(exb_router_conf_t, batch_size), "1..100000", "2000",
+     "Records consumed per batch; control-plane changes apply between batches."},
+    {"kafka.", EXB_PROP_PREFIX, offsetof(exb_router_conf_t, kafka), NULL, NULL,
+     "Passed to librdkafka as is (e.g. kafka.security.protocol)."},
+    {NULL}};
+
+typedef struct rt_stats_s {
+        exb_route_stats_t s;
+        struct rt_stats_s *next;
+} rt_stats_t;
+
+typedef struct rt_route_s {
+        exb_sub_t *sub;             /* owned copy (exb_subs_free(sub, 1)) */
+        exb_schema_t *out_schema;   /* delivery schema */
+        exb_binding_t out_bind;     /* for the delivery key */
+        exb_topic_t *topic;
+        exb_buf_t *scratch;         /* one per delivery field, for masked values */
+        exb_route_stats_t *stats;
+} rt_route_t;
+
+typedef struct rt_resource_s {
+        exb_resource_t *res;
+        char *ingest_topic;
+        exb_schema_t *ingest_schema; /* latest version, for filter parsing */
+        int nroutes;
+        rt_route_t *routes;
+        exb_route_stats_t *stats;
+} rt_resource_t;
+
+typedef struct rt_plan_s {
+        int built;
+        int *src;              /* per delivery field: writer field index or -1 */
+        exb_filter_t *filter;  /* bound to the writer schema, NULL = all */
+} rt_plan_t;
+
+typedef struct rt_schema_s {
+        int32_t id;
+        exb_schema_t *schema;
+        rt_resource_t *rres;
+        exb_binding_t bind;
+        rt_plan_t *plans; /* [rres->nroutes] */
+} rt_schema_t;
+
+typedef struct rt_part_s rt_part_t;
+
+typedef struct rt_entry_s {
+        rt_part_t *part;
+        int64_t offset;
+        int pending;
+} rt_entry_t;
+
+struct rt_part_s {
+        char *topic;
+        int32_t partition;
+        rt_entry_t **ring;
+        size_t head, cnt, cap;
+};
+
+struct exb_router_s {
+        exb_router_conf_t conf;
+        char *secret;
+        size_t secret_len;
+        exb_control_t *ctl;
+        exb_consumer_t *consumer;
+        exb_producer_t *producer;
+        uint64_t generation;
+        int64_t next_expiry_check;
+        int nres;
+        rt_resource_t *res;
+        int nschemas;
+        rt_schema_t *schemas;
+        int nparts;
+        rt_part_t **parts;
+        rt_stats_t *stats;
+        exb_msg_t *batch;
+        exb_val_t *in_vals, *out_vals;
+        int max_fields;
+        exb_buf_t enc, key;
+        int fatal;
+        char fatal_err[512];
+};
+
+/* ----------------------------------------------------------------- counters */
+
+static exb_route_stats_t *stats_get(exb_router_t *rtr, const char *sub_id, const char *subscriber,
+                                    const char *resource)
+{
+        for (rt_stats_t *s = rtr->stats; s; s = s->next)
+                if (!strcmp(s->s.sub_id, sub_id) && !strcmp(s->s.resource, resource))
+                        return &s->s;
+        rt_stats_t *s = exb_calloc(1, sizeof(*s));
+        snprintf(s->s.sub_id, sizeof(s->s.sub_id), "%s", sub_id);
+        snprintf(s->s.subscriber, sizeof(s->s.subscriber), "%s", subscriber);
+        snprintf(s->s.resource, sizeof(s->s.resource), "%s", resource);
+        rt_stats_t **tail = &rtr->stats; /* keep insertion order */
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = s;
+        return &s->s;
+}
+
+int exb_router_stats(exb_router_t *rtr, exb_route_stats_t **stats)
+{
+        int n = 0;
+        for (rt_stats_t *s = rtr->stats; s; s = s->next)
+                n++;
+        *stats = exb_calloc((size_t)n + 1, sizeof(**stats));
+        int i = 0;
+        for (int pass = 0; pass < 2; pass++)
+                for (rt_stats_t *s = rtr->stats; s; s = s->next)
+                        if ((pass == 0) == (s->s.sub_id[0] == '\0'))
+                                (*stats)[i++] = s->s;
+        return n;
+}
+
+/* ------------------------------------------------------------ routing table */
+
+static void plans_free(rt_plan_t *plans, int n)
+{
+        for (int i = 0; plans && i < n; i++) {
+                free(plans[i].src);
+                exb_filter_destroy(plans[i].filter);
+        }
+        free(plans);
+}
+
+static void table_free(exb_router_t *rtr)
+{
+        for (int i = 0; i < rtr->nschemas; i++) {
+                rt_schema_t *s = &rtr->schemas[i];
+                plans_free(s->plans, s->rres ? s->rres->nroutes : 0);
+                exb_binding_free(&s->bind);
+                exb_schema_destroy(s->schema);
+        }
+        free(rtr->schemas);
+        rtr->schemas = NULL;
+        rtr->nschemas = 0;
+        for (int i = 0; i < rtr->nres; i++) {
+                rt_resource_t *r = &rtr->res[i];
+                for (int k = 0; k < r->nroutes; k++) {
+                        rt_route_t *rt = &r->routes[k];
+                        for (int f = 0; rt->out_schema && f < rt->out_schema->nfields; f++)
+                                exb_buf_free(&rt->scratch[f]);
+                        free(rt->scratch);
+                        exb_binding_free(&rt->out_bind);
+                        exb_schema_destroy(rt->out_schema);
+                        exb_subs_free(rt->sub, 1);
+                }
+                free(r->routes);
+                exb_schema_destroy(r->ingest_schema);
+                exb_resource_destroy(r->res);
+                free(r->ingest_topic);
+        }
+        free(rtr->res);
+        rtr->res = NULL;
+        rtr->nres = 0;
+}
+
+static void need_fields(exb_router_t *rtr, int n)
+{
+        if (n <= rtr->max_fields)
+                return;
+        rtr->max_fields = n;
+        rtr->in_vals = exb_realloc(rtr->in_vals, sizeof(exb_val_t) * (size_t)n);
+        rtr->out_vals = exb_realloc(rtr->out_vals, sizeof(exb_val_t) * (size_t)n);
+}
+
+/* Adds the route of an active subscription to its resource. */
+static void route_add(exb_router_t *rtr, rt_resource_t *r, exb_sub_t *sub)
+{
+        char err[512], topic[256];
+        exb_schema_t *out = exb_control_schema(rtr->ctl, sub->delivery_schema_id);
+        if (!out) {
+                EXB_ERROR("subscription %s: delivery schema %d unknown: not routed", sub->id,
+                          (int)sub->delivery_schema_id);
+                exb_subs_free(sub, 1);
+                return;
+        }
+        rt_route_t rt = {.sub = sub, .out_schema = out};
+        if (exb_binding_init(&rt.out_bind, r->res, out, err, sizeof(err))) {
+                EXB_ERROR("subscription %s: %s: not routed", sub->id, err);
+                exb_schema_destroy(out);
+                exb_subs_free(sub, 1);
+                return;
+        }
+        exb_sub_topic(sub, topic, sizeof(topic));
+        rt.topic = exb_producer_topic(rtr->producer, topic);
+        rt.scratch = exb_calloc((size_t)out->nfields, sizeof(exb_buf_t));
+        for (int f = 0; f < out->nfields; f++)
+                exb_buf_init(&rt.scratch[f], 1 << 20);
+        rt.stats = stats_get(rtr, sub->id, sub->subscriber, sub->resource);
+        need_fields(rtr, out->nfields);
+        r->routes = exb_realloc(r->routes, sizeof(rt_route_t) * (size_t)(r->nroutes + 1));
+        r->routes[r->nroutes++] = rt;
+}
+
+/* Makes sure the delivery topics exist (real Kafka: CreateTopics; embedded
+ * broker in another process: it creates them itself from the catalog). */
+static void ensure_delivery_topics(exb_router_t *rtr)
+{
+        exb_topic_spec_t *specs = NULL;
+        int n = 0;
+        for (int i = 0; i < rtr->nres; i++)
+                for (int k = 0; k < rtr->res[i].nroutes; k++) {
+                        specs = exb_realloc(specs, sizeof(*specs) * (size_t)(n + 1));
+                        specs[n++] = (exb_topic_spec_t){exb_topic_name(rtr->res[i].routes[k].topic),
+                                                        rtr->conf.partitions, 0};
+                }
+        char err[512];
+        if (n && exb_admin_ensure_topics(rtr->conf.brokers, NULL, 0, specs, n, 10000, err,
+                                         sizeof(err)) != EXB_OK)
+                EXB_WARN("delivery topics: %s", err);
+        free(specs);
+}
+
+static void table_build(exb_router_t *rtr)
+{
+        table_free(rtr);
+        sqlite3 *db = exb_control_db(rtr->ctl);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "SELECT code FROM resources ORDER BY code", -1, &st, NULL) ==
+            SQLITE_OK) {
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        const char *code = (const char *)sqlite3_column_text(st, 0);
+                        exb_resource_t *res = exb_control_resource(rtr->ctl, code, NULL);
+                        char err[512];
+                        exb_schema_t *is = res ? exb_resource_schema(res, err, sizeof(err)) : NULL;
+                        if (!is) {
+                                exb_resource_destroy(res);
+                                continue;
+                        }
+                        rtr->res = exb_realloc(rtr->res, sizeof(rt_resource_t) * (size_t)(rtr->nres + 1));
+                        rt_resource_t *r = &rtr->res[rtr->nres++];
+                        memset(r, 0, sizeof(*r));
+                        r->res = res;
+                        r->ingest_schema = is;
+                        char topic[256];
+                        snprintf(topic, sizeof(topic), "exb.ingest.%s.%s", res->provider, res->code);
+                        r->ingest_topic = exb_strdup(topic);
+                        r->stats = stats_get(rtr, "", res->provider, res->code);
+                }
+                sqlite3_finalize(st);
+        }
+        exb_sub_t *subs;
+        int nsubs = exb_control_subs(rtr->ctl, &subs);
+        int64_t now = exb_now_ms();
+        for (int i = 0; i < nsubs; i++) {
+                rt_resource_t *r = NULL;
+                for (int k = 0; k < rtr->nres && !r; k++)
+                        if (!strcmp(rtr->res[k].res->code, subs[i].resource))
+                                r = &rtr->res[k];
+                if (!r || !exb_sub_active(&subs[i], now))
+                        continue;
+                exb_sub_t *copy = exb_control_sub(rtr->ctl, subs[i].id);
+                if (copy)
+                        route_add(rtr, r, copy);
+        }
+        exb_subs_free(subs, nsubs);
+        int nroutes = 0;
+        for (int i = 0; i < rtr->nres; i++)
+                nroutes += rtr->res[i].nroutes;
+        EXB_INFO("routing table: %d resources, %d active subscriptions", rtr->nres, nroutes);
+        ensure_delivery_topics(rtr);
+}
+
+/* Rebuilds the table if the control plane changed or a subscription expired. */
+static void table_refresh(exb_router_t *rtr)
+{
+        exb_control_poll(rtr->ctl);
+        int64_t now = exb_mono_ms();
+        if (exb_control_generation(rtr->ctl) != rtr->generation || now >= rtr->next_expiry_check) {
+                int64_t wall = exb_now_ms();
+                int stale = exb_control_generation(rtr->ctl) != rtr->generation;
+                for (int i = 0; !stale && i < rtr->nres; i++)
+                        for (int k = 0; k < rtr->res[i].nroutes; k++)
+                                stale |= !exb_sub_active(rtr->res[i].routes[k].sub, wall);
+                if (stale)
+                        table_build(rtr);
+                rtr->generation = exb_control_generation(rtr->ctl);
+                rtr->next_expiry_check = now + 10000;
+        }
+}
+
+static rt_resource_t *resource_for_topic(exb_router_t *rtr, const char *topic)
+{
+        for (int i = 0; i < rtr->nres; i++)
+                if (!strcmp(rtr->res[i].ingest_topic, topic))
+                        return &rtr->res[i];
+        return NULL;
+}
+
+/* The writer schema `id` for resource r, loading it on first sight.
+ * NULL with errstr if unknown or of another resource. */
+static rt_schema_t *schema_for(exb_router_t *rtr, rt_resource_t *r, int32_t id, char *errstr,
+                               size_t errstr_size)
+{
+        for (int i = 0; i < rtr->nschemas; i++)
+                if (rtr->schemas[i].id == id) {
+                        if (rtr->schemas[i].rres == r)
+                                return &rtr->schemas[i];
+                        exb_errf(errstr, errstr_size, "schema id %d belongs to resource %s, not %s",
+                                 (int)id, rtr->schemas[i].rres->res->code, r->res->code);
+                        return NULL;
+                }
+        char *owner = exb_control_schema_resource(rtr->ctl, id);
+        if (!owner) { /* perhaps registered a moment ago: catch up once */
+                char err[256];
+                exb_control_sync(rtr->ctl, 5000, err, sizeof(err));
+                owner = exb_control_schema_resource(rtr->ctl, id);
+        }
+        if (!owner || strcmp(owner, r->res->code)) {
+                exb_errf(errstr, errstr_size,
+                         owner ? "schema id %d belongs to resource %s, not %s"
+                               : "unknown schema id %d%.0s (not an ingest schema of the catalog) for %s",
+                         (int)id, owner ? owner : "", r->res->code);
+                free(owner);
+                return NULL;
+        }
+        free(owner);
+        exb_schema_t *schema = exb_control_schema(rtr->ctl, id);
+        if (!schema) {
+                exb_errf(errstr, errstr_size, "schema id %d cannot be parsed", (int)id);
+                return NULL;
+        }
+        rtr->schemas = exb_realloc(rtr->schemas, sizeof(rt_schema_t) * (size_t)(rtr->nschemas + 1));
+        rt_schema_t *s = &rtr->schemas[rtr->nschemas];
+        memset(s, 0, sizeof(*s));
+        s->id = id;
+        s->schema = schema;
+        s->rres = r;
+        if (exb_binding_init(&s->bind, r->res, schema, errstr, errstr_size)) {
+                exb_schema_destroy(schema);
+                return NULL;
+        }
+        s->plans = exb_calloc((size_t)r->nroutes + 1, sizeof(rt_plan_t));
+        need_fields(rtr, schema->nfields);
+        rtr->nschemas++;
+        return s;
+}
+
+static rt_plan_t *plan_for(rt_schema_t *s, int k)
+{
+        rt_plan_t *p = &s->plans[k];
+        if (p->built)
+                return p;
+        rt_route_t *rt = &s->rres->routes[k];
+        p->src = exb_calloc((size_t)rt->out_schema->nfields, sizeof(int));
+        for (int f = 0; f < rt->out_schema->nfields; f++)
+                p->src[f] = exb_schema_field_idx(s->schema, rt->out_schema->fields[f].name);
+        if (rt->sub->filter) {
+                char err[512];
+                p->filter = exb_filter_parse(rt->sub->filter, s->rres->ingest_schema, err, sizeof(err));
+                if (!p->filter || exb_filter_bind(p->filter, s->schema, err, sizeof(err))) {
+                        /* validated at approval; reaching this is a catalog change */
+                        EXB_ERROR("subscription %s: filter: %s: nothing is delivered to it",
+                                  rt->sub->id, err);
+                        exb_filter_destroy(p->filter);
+                        p->filter = NULL;
+                        p->src[0] = -2; /* marks "deliver nothing" */
+                }
+        }
+        p->built = 1;
+        return p;
+}
+
+/* ---------------------------------------------------------- offset tracking */
+
+static rt_part_t *part_get(exb_router_t *rtr, const char *topic, int32_t partition)
+{
+        for (int i = 0; i < rtr->nparts; i++)
+                if (rtr->parts[i]->partition == partition && !strcmp(rtr->parts[i]->topic, topic))
+                        return rtr->parts[i];
+        rt_part_t *p = exb_calloc(1, sizeof(*p));
+        p->topic = exb_strdup(topic);
+        p->partition = partition;
+        rtr->parts = exb_realloc(rtr->parts, sizeof(*rtr->parts) * (size_t)(rtr->nparts + 1));
+        rtr->parts[rtr->nparts++] = p;
+        return p;
+}
+
+static rt_entry_t *entry_new(rt_part_t *p, int64_t offset)
+{
+        if (p->cnt == p->cap) {
+                size_t cap = p->cap ? p->cap * 2 : 1024;
+                rt_entry_t **ring = exb_calloc(cap, sizeof(*ring));
+                for (size_t i = 0; i < p->cnt; i++)
+                        ring[i] = p->ring[(p->head + i) % p->cap];
+                free(p->ring);
+                p->ring = ring;
+                p->head = 0;
+                p->cap = cap;
+        }
+        rt_entry_t *e = exb_calloc(1, sizeof(*e));
+        e->part = p;
+        e->offset = offset;
+        e->pending = 1; /* held until routing of the record is finished */
+        p->ring[(p->head + p->cnt++) % p->cap] = e;
+        return e;
+}
+
+/* Pops completed entries of every partition and stores the next offsets. */
+static void offsets_advance(exb_router_t *rtr)
+{
+        for (int i = 0; i < rtr->nparts; i++) {
+                rt_part_t *p = rtr->parts[i];
+                int64_t next = -1;
+                while (p->cnt && p->ring[p->head]->pending == 0) {
+                        next = p->ring[p->head]->offset + 1;
+                        free(p->ring[p->head]);
+                        p->head = (p->head + 1) % p->cap;
+                        p->cnt--;
+                }
+                if (next >= 0)
+                        exb_consumer_store(rtr->consumer, p->topic, p->partition, next);
+        }
+}
+
+static void part_drop(exb_router_t *rtr, const char *topic, int32_t partition)
+{
+        for (int i = 0; i < rtr->nparts; i++) {
+                rt_part_t *p = rtr->parts[i];
+                if (p->partition != partition || strcmp(p->topic, topic))
+                        continue;
+                for (size_t k = 0; k < p->cnt; k++) {
+                        rt_entry_t *e = p->ring[(p->head + k) % p->cap];
+                        if (e->pending == 0)
+                                free(e);
+                        else
+                                e->part = NULL; /* orphaned: its last delivery report frees it */
+                }
+                free(p->ring);
+                free(p->topic);
+                free(p);
+                rtr->parts[i] = rtr->parts[--rtr->nparts];
+                return;
+        }
+}
+
+static void on_delivery(void *opaque, void *msg_opaque, exb_err_t err, const char *errstr,
+                        int32_t partition, int64_t offset)
+{
+        exb_router_t *rtr = opaque;
+        rt_entry_t *e = msg_opaque;
+        (void)partition;
+        (void)offset;
+        if (err != EXB_OK && !rtr->fatal) {
+                rtr->fatal = 1;
+                snprintf(rtr->fatal_err, sizeof(rtr->fatal_err),
+                         "delivery of an output of %s [%d] offset %lld failed: %s",
+                         e->part ? e->part->topic : "?", e->part ? (int)e->part->partition : -1,
+                         (long long)e->offset, errstr ? errstr : exb_err_name(err));
+        }
+        if (err == EXB_OK)
+                e->pending--;
+        if (!e->part && e->pending == 0)
+                free(e);
+}
+
+static void on_revoke(void *opaque, const char *topic, int32_t partition)
+{
+        exb_router_t *rtr = opaque;
+        if (exb_producer_flush(rtr->producer, 30000) != EXB_OK)
+                EXB_WARN("revoking %s [%d]: outputs still in flight; they will be routed again",
+                         topic, (int)partition);
+        offsets_advance(rtr);
+        part_drop(rtr, topic, partition);
+}
+
+static int64_t on_assign(void *opaque, const char *topic, int32_t partition)
+{
+        (void)opaque;
+        EXB_INFO("assigned %s [%d]", topic, (int)partition);
+        return EXB_OFFSET_STORED;
+}
+
+/* ------------------------------------------------------------------ routing */
+
+/* Produces one message, waiting while the local queue is full. */
+static void produce(exb_router_t *rtr, exb_topic_t *t, const void *key, size_t key_len,
+                    const void *val, size_t len, const exb_header_t *hdrs, int nhdrs,
+                    rt_entry_t *e)
+{
+        char err[256];
+        e->pending++;
+        for (;;) {
+                exb_err_t r = exb_produce(rtr->producer, t, -1, key, key_len, val, len, hdrs, nhdrs,
+                                          e, err, sizeof(err));
+                if (r == EXB_OK)
+                        return;
+                if (r != EXB_ERR_RETRY) {
+                        e->pending--;
+                        rtr->fatal = 1;
+                        snprintf(rtr->fatal_err, sizeof(rtr->fatal_err), "produce to %s: %s",
+                                 exb_topic_name(t), err);
+                        return;
+                }
+                exb_producer_poll(rtr->producer, 10);
+        }
+}
+
+static void dead_letter(exb_router_t *rtr, const exb_msg_t *m, const char *provider,
+                        const char *stage, const char *why, rt_resource_t *r, rt_entry_t *e)
+{
+        char topic[128], part[16], off[24];
+        snprintf(topic, sizeof(topic), "exb.dlq.%s", provider);
+        snprintf(part, sizeof(part), "%d", (int)m->partition);
+        snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+        exb_header_t hdrs[32];
+        int n = exb_msg_headers(m, hdrs, 26);
+        hdrs[n++] = (exb_header_t){"exb-error", why, strlen(why)};
+        hdrs[n++] = (exb_header_t){"exb-error-stage", stage, strlen(stage)};
+        hdrs[n++] = (exb_header_t){"exb-origin-topic", m->topic, strlen(m->topic)};
+        hdrs[n++] = (exb_header_t){"exb-origin-partition", part, strlen(part)};
+        hdrs[n++] = (exb_header_t){"exb-origin-offset", off, strlen(off)};
+        EXB_DEBUG("dead letter %s [%s] @%s: %s: %s", m->topic, part, off, stage, why);
+        produce(rtr, exb_producer_topic(rtr->producer, topic), m->key, m->key_len, m->value, m->len,
+                hdrs, n, e);
+        if (r)
+                r->stats->dlq++;
+}
+
+/* Builds and produces the delivery of rec for route k. */
+static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_record_t *rec,
+                      const exb_header_t *path, rt_entry_t *e)
+{
+        rt_route_t *rt = &s->rres->routes[k];
+        rt_plan_t *p = plan_for(s, k);
+        exb_op_t op = rec->op;
+        rt->stats->in++;
+        if (p->src[0] == -2) {
+                rt->stats->filtered++;
+                return;
+        }
+        if (op != EXB_OP_DELETE && p->filter && !exb_filter_eval(p->filter, rec)) {
+                if (op != EXB_OP_UPDATE) {
+                        rt->stats->filtered++;
+                        return;
+                }
+                op = EXB_OP_DELETE; /* left the filter: the subscriber's copy goes */
+                rt->stats->to_delete++;
+        }
+        const exb_schema_t *out = rt->out_schema;
+        exb_record_t orec = *rec;
+        orec.op = op;
+        orec.nvals = out->nfields;
+        orec.vals = rtr->out_vals;
+        for (int f = 0; f < out->nfields; f++) {
+                exb_val_t *v = &orec.vals[f];
+                int src = p->src[f];
+                int item = rt->out_bind.item[f];
+                int is_key = item >= 0 && s->rres->res->items[item].is_key;
+                if (src < 0 || (op == EXB_OP_DELETE && !is_key)) {
+                        v->is_null = 1;
+                        continue;
+                }
+                const exb_mask_t *mask = &rt->sub->masks[f];
+                if (mask->kind == EXB_MASK_NONE) {
+                        *v = rec->vals[src];
+                        continue;
+                }
+                exb_buf_reset(&rt->scratch[f]);
+                if (exb_mask_apply(mask, s->schema->fields[src].type, &rec->vals[src], rtr->secret,
+                                   rtr->secret_len, &rt->scratch[f], v)) {
+                        v->is_null = 1;
+                }
+        }
+        char err[256];
+        exb_buf_reset(&rtr->enc);
+        exb_buf_reset(&rtr->key);
+        if (exb_codec_encode(out, &orec, &rtr->enc, err, sizeof(err)) != EXB_OK ||
+            exb_record_key(&rt->out_bind, &orec, &rtr->key)) {
+                EXB_ERROR("subscription %s: cannot encode a delivery: %s", rt->sub->id, err);
+                rt->stats->filtered++;
+                return;
+        }
+        produce(rtr, rt->topic, rtr->key.p, rtr->key.len, rtr->enc.p, rtr->enc.len, path,
+                path ? 1 : 0, e);
+        rt->stats->out++;
+}
+
+/* exb.ingest.<provider>.<resource> -> provider into out. */
+static void topic_provider(const char *topic, char *out, size_t size)
+{
+        const char *p = topic + strlen("exb.ingest.");
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p);
+}
+
+static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
+{
+        rt_part_t *part = part_get(rtr, m->topic, m->partition);
+        rt_entry_t *e = entry_new(part, m->offset);
+        char provider[64], err[512];
+        rt_resource_t *r = resource_for_topic(rtr, m->topic);
+        if (!r) {
+                topic_provider(m->topic, provider, sizeof(provider));
+                dead_letter(rtr, m, provider, "catalog", "the topic names no resource of the catalog",
+                            NULL, e);
+                e->pending--;
+                return;
+        }
+        r->stats->in++;
+        int32_t id;
+        rt_schema_t *s;
+        exb_record_t rec = {.vals = rtr->in_vals};
+        if (m->len > RT_MAX_VALUE) {
+                exb_errf(err, sizeof(err), "value of %zu bytes exceeds %d", m->len, RT_MAX_VALUE);
+                dead_letter(rtr, m, r->res->provider, "decode", err, r, e);
+        } else if (exb_frame_schema_id(m->value, m->len, &id, err, sizeof(err)) != EXB_OK ||
+                   !(s = schema_for(rtr, r, id, err, sizeof(err)))) {
+                dead_letter(rtr, m, r->res->provider, "schema", err, r, e);
+        } else if (exb_codec_decode(s->schema, m->value, m->len, &rec, err, sizeof(err)) != EXB_OK) {
+                dead_letter(rtr, m, r->res->provider, "decode", err, r, e);
+        } else if (exb_validate(&s->bind, &rec, err, sizeof(err)) != EXB_OK) {
+                dead_letter(rtr, m, r->res->provider, "check", err, r, e);
+        } else {
+                exb_header_t path;
+                int has_path = exb_msg_header(m, "exb-path", &path.value, &path.len);
+                path.name = "exb-path";
+                for (int k = 0; k < r->nroutes && !rtr->fatal; k++)
+                        route_one(rtr, s, k, &rec, has_path ? &path : NULL, e);
+        }
+        e->pending--;
+}
+
+int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size)
+{
+        table_refresh(rtr);
+        int n = exb_consumer_poll(rtr->consumer, rtr->batch, rtr->conf.batch_size, timeout_ms,
+                                  errstr, errstr_size);
+        if (n < 0)
+                return -1;
+        for (int i = 0; i < n; i++) {
+                if (!rtr->fatal)
+                        route_msg(rtr, &rtr->batch[i]);
+                exb_msg_release(&rtr->batch[i]);
+        }
+        exb_producer_poll(rtr->producer, 0);
+        if (rtr->fatal) {
+                exb_errf(errstr, errstr_size, "%s", rtr->fatal_err);
+                return -1;
+        }
+        offsets_advance(rtr);
+        return n;
+}
+
+int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop)
+{
+        char err[512];
+        while (!*stop) {
+                if (exb_router_poll(rtr, 100, err, sizeof(err)) < 0) {
+                        EXB_ERROR("%s: stopping (uncommitted records are routed again on restart)",
+                                  err);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+/* --------------------------------------------------------------- lifecycle */
+
+exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t errstr_size)
+{
+        exb_router_t *rtr = exb_calloc(1, sizeof(*rtr));
+        rtr->conf = *conf;
+        const char *secret = getenv("EXBUS_MASK_SECRET");
+        if (!secret || !*secret)
+                secret = conf->mask_secret;
+        if (!secret || strlen(secret) < 16) {
+                exb_errf(errstr, errstr_size,
+                         "router: mask.secret (or EXBUS_MASK_SECRET) must be set, at least 16 "
+                         "characters: it keys the `hash` masks");
+                free(rtr);
+                return NULL;
+        }
+        rtr->secret = exb_strdup(secret);
+        rtr->secret_len = strlen(secret);
+        int nprops = conf->kafka.cnt;
+        exb_kprop_t *props = exb_calloc((size_t)nprops + 1, sizeof(*props));
+        for (int i = 0; i < nprops; i++)
+                props[i] = (exb_kprop_t){conf->kafka.kvs[i].key, conf->kafka.kvs[i].value};
+        char cache[4096];
+        snprintf(cache, sizeof(cache), "%s/router-control.db", conf->data_dir);
+        exb_rebalance_t rb = {on_assign, on_revoke, rtr};
+        const char *topics[] = {"^exb\\.ingest\\..*"};
+        exb_buf_init(&rtr->enc, RT_MAX_VALUE + 1024);
+        exb_buf_init(&rtr->key, 1 << 16);
+        rtr->batch = exb_calloc((size_t)conf->batch_size, sizeof(exb_msg_t));
+        if (!(rtr->ctl = exb_control_new(conf->brokers, props, nprops, cache, 15000, errstr,
+                                         errstr_size)) ||
+            !(rtr->producer = exb_producer_new(conf->brokers, props, nprops, on_delivery, rtr,
+                                               errstr, errstr_size)) ||
+            !(rtr->consumer = exb_consumer_new(conf->brokers, conf->group_id, props, nprops, &rb,
+                                               errstr, errstr_size)) ||
+            exb_consumer_subscribe(rtr->consumer, topics, 1, errstr, errstr_size) != EXB_OK) {
+                free(props);
+                exb_router_destroy(rtr);
+                return NULL;
+        }
+        free(props);
+        table_build(rtr);
+        rtr->generation = exb_control_generation(rtr->ctl);
+        rtr->next_expiry_check = exb_mono_ms() + 10000;
+        return rtr;
+}
+
+void exb_router_destroy(exb_router_t *rtr)
+{
+        if (!rtr)
+                return;
+        if (rtr->producer && exb_producer_flush(rtr->producer, 30000) == EXB_OK && !rtr->fatal &&
+            rtr->consumer)
+                offsets_advance(rtr);
+        exb_consumer_destroy(rtr->consumer); /* commits stored offsets */
+        exb_producer_destroy(rtr->producer);
+        while (rtr->nparts)
+                part_drop(rtr, rtr->parts[0]->topic, rtr->parts[0]->partition);
+        free(rtr->parts);
+        table_free(rtr);
+        exb_control_destroy(rtr->ctl);
+        while (rtr->stats) {
+                rt_stats_t *n = rtr->stats->next;
+                free(rtr->stats);
+                rtr->stats = n;
+        }
+        free(rtr->batch);
+        free(rtr->in_vals);
+        free(rtr->out_vals);
+        exb_buf_free(&rtr->enc);
+        exb_buf_free(&rtr->key);
+        free(rtr->secret);
+        free(rtr);
+}

@@ -1,0 +1,699 @@
+/*
+ * exb_codec.c — Confluent framing and a bounded Avro binary codec for
+ * exbus envelopes (see exb_codec.h and exb_schema.h).
+ *
+ * Avro binary, as far as exbus uses it (Avro 1.11 spec, "Binary Encoding"):
+ *
+ *   long, int   zig-zag varint: (n << 1) ^ (n >> 63), 7 bits a byte, low
+ *               group first, high bit = more. At most 10 bytes; an int is
+ *               the same encoding with a value in int32 range.
+ *   boolean     one byte, 0 or 1 (anything else is rejected)
+ *   double      8 bytes, IEEE 754, little-endian
+ *   string      long length, then that many bytes of UTF-8
+ *   bytes       long length, then that many bytes
+ *   enum        int index of the symbol (op: 0 CREATE .. 3 SNAPSHOT)
+ *   union       long branch index, then the value of that branch;
+ *               a nullable field is ["null", T]: 0 = null, 1 = T
+ *   record      its fields in order, nothing in between
+ *
+ * so an envelope is: op, event_id, source, ts_ms, then the data fields.
+ *
+ * Decoding is a single forward pass over the input with one cursor. Every
+ * read checks the bytes left first; lengths are compared with the bytes left
+ * before anything is touched, so a 4-GB length in a 40-byte message is an
+ * error message, not an allocation. Strings are checked to be valid UTF-8
+ * (as the Avro spec requires; jansson and SQLite rely on it downstream).
+ * Values point into the input: no allocation, no copy. Errors are formatted
+ * only on the failure path, in a cold function, and name the field and the
+ * byte offset from the start of the framed value (what kcat -x shows).
+ *
+ * Encoding writes through a small stack buffer that is flushed to the
+ * caller's exb_buf_t, so a record costs one or two appends, never an
+ * allocation once the buffer has grown. On error the output is rolled back to
+ * its length on entry.
+ */
+#include "exb_codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define EXB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EXB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define EXB_COLD __attribute__((cold, noinline))
+#else
+#define EXB_LIKELY(x) (x)
+#define EXB_UNLIKELY(x) (x)
+#define EXB_COLD
+#endif
+
+static const char *const env_names[] = {"op", "event_id", "source", "ts_ms"};
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Returns the length of the valid UTF-8 prefix of p[0..len) (== len if all of
+ * it is valid). Strict: no overlong forms, no surrogates, max U+10FFFF. */
+static size_t utf8_valid_prefix(const uint8_t *p, size_t len)
+{
+        size_t i = 0;
+        while (i < len) {
+                /* ASCII fast path, 8 bytes at a time. */
+                while (i + 8 <= len) {
+                        uint64_t w;
+                        memcpy(&w, p + i, 8);
+                        if (w & 0x8080808080808080ULL)
+                                break;
+                        i += 8;
+                }
+                if (i >= len)
+                        break;
+                uint8_t c = p[i];
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                size_t n;
+                uint8_t lo = 0x80, hi = 0xBF;
+                if (c >= 0xC2 && c <= 0xDF) {
+                        n = 1;
+                } else if (c >= 0xE0 && c <= 0xEF) {
+                        n = 2;
+                        if (c == 0xE0)
+                                lo = 0xA0;
+                        else if (c == 0xED)
+                                hi = 0x9F;
+                } else if (c >= 0xF0 && c <= 0xF4) {
+                        n = 3;
+                        if (c == 0xF0)
+                                lo = 0x90;
+                        else if (c == 0xF4)
+                                hi = 0x8F;
+                } else {
+                        return i;
+                }
+                if (len - i <= n)
+                        return i;
+                if (p[i + 1] < lo || p[i + 1] > hi)
+                        return i;
+                for (size_t k = 2; k <= n; k++)
+                        if ((p[i + k] & 0xC0) != 0x80)
+                                return i;
+                i += n + 1;
+        }
+        return len;
+}
+
+/* ---------------------------------------------------------------- framing */
+
+exb_err_t exb_frame_schema_id(const void *buf, size_t len, int32_t *id, char *errstr,
+                              size_t errstr_size)
+{
+        const uint8_t *p = buf;
+        if (len < EXB_FRAME_HDR) {
+                exb_errf(errstr, errstr_size,
+                         "value is %zu bytes, shorter than the %d-byte frame header", len,
+                         EXB_FRAME_HDR);
+                return EXB_ERR_SCHEMA;
+        }
+        if (p[0] != EXB_FRAME_MAGIC) {
+                exb_errf(errstr, errstr_size,
+                         "wrong magic byte 0x%02x (expected 0x%02x): not a Confluent-framed "
+                         "Avro value (offset 0)",
+                         p[0], EXB_FRAME_MAGIC);
+                return EXB_ERR_SCHEMA;
+        }
+        *id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 8) |
+                        (uint32_t)p[4]);
+        return EXB_OK;
+}
+
+/* --------------------------------------------------------------- decoding */
+
+typedef struct {
+        const uint8_t *buf;
+        size_t len;
+        size_t pos;
+        const char *field; /* for messages */
+        char *errstr;
+        size_t errstr_size;
+} dec_t;
+
+static EXB_COLD __attribute__((format(printf, 3, 4))) void dec_fail(dec_t *d, size_t off,
+                                                                     const char *fmt, ...)
+{
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        exb_errf(d->errstr, d->errstr_size, "field \"%s\": %s (offset %zu)", d->field, msg, off);
+}
+
+/* dec_fail() as an expression worth -1, visibly to the compiler. */
+#define DEC_FAIL(...) (dec_fail(__VA_ARGS__), -1)
+
+/* Reads a zig-zag varint (Avro long). */
+static inline int dec_long(dec_t *d, int64_t *out)
+{
+        size_t i = d->pos;
+        const uint8_t *p = d->buf;
+        if (EXB_LIKELY(i < d->len && p[i] < 0x80)) { /* one byte: -64..63 */
+                uint64_t v = p[i];
+                *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                d->pos = i + 1;
+                return 0;
+        }
+        uint64_t v = 0;
+        for (int n = 0; n < 10; n++, i++) {
+                if (EXB_UNLIKELY(i >= d->len))
+                        return DEC_FAIL(d, d->pos, "truncated varint: value ends after %d bytes",
+                                        n);
+                uint64_t b = p[i];
+                if (EXB_UNLIKELY(n == 9 && b > 1)) {
+                        if (b & 0x80)
+                                return DEC_FAIL(d, d->pos, "varint longer than 10 bytes");
+                        return DEC_FAIL(d, d->pos, "varint overflows 64 bits");
+                }
+                v |= (b & 0x7f) << (7 * n);
+                if (!(b & 0x80)) {
+                        d->pos = i + 1;
+                        *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                        return 0;
+                }
+        }
+        return -1; /* not reached: n == 9 either ends or fails above */
+}
+
+/* A length-prefixed string or bytes value; `utf8` checks the content. */
+static inline int dec_str(dec_t *d, int utf8, exb_str_t *out)
+{
+        size_t start = d->pos;
+        int64_t n;
+        if (dec_long(d, &n))
+                return -1;
+        size_t left = d->len - d->pos;
+        if (EXB_UNLIKELY(n < 0))
+                return DEC_FAIL(d, start, "negative %s length %lld", utf8 ? "string" : "bytes",
+                                (long long)n);
+        if (EXB_UNLIKELY((uint64_t)n > left))
+                return DEC_FAIL(d, start, "%s length %lld exceeds the %zu bytes left",
+                                utf8 ? "string" : "bytes", (long long)n, left);
+        const uint8_t *s = d->buf + d->pos;
+        if (utf8) {
+                size_t ok = utf8_valid_prefix(s, (size_t)n);
+                if (EXB_UNLIKELY(ok != (size_t)n))
+                        return DEC_FAIL(d, d->pos + ok, "invalid UTF-8 in string");
+        }
+        out->p = (const char *)s;
+        out->len = (size_t)n;
+        d->pos += (size_t)n;
+        return 0;
+}
+
+static int dec_value(dec_t *d, exb_type_t type, exb_val_t *v)
+{
+        size_t start = d->pos;
+        switch (type) {
+        case EXB_T_STRING:
+                return dec_str(d, 1, &v->u.s);
+        case EXB_T_BYTES:
+                return dec_str(d, 0, &v->u.s);
+        case EXB_T_INT:
+        case EXB_T_TIMESTAMP:
+                return dec_long(d, &v->u.i);
+        case EXB_T_DATE:
+                if (dec_long(d, &v->u.i))
+                        return -1;
+                if (EXB_UNLIKELY(v->u.i < INT32_MIN || v->u.i > INT32_MAX))
+                        return DEC_FAIL(d, start, "date %lld is out of the Avro int range",
+                                        (long long)v->u.i);
+                return 0;
+        case EXB_T_BOOL:
+                if (EXB_UNLIKELY(d->pos >= d->len))
+                        return DEC_FAIL(d, start, "truncated boolean: no bytes left");
+                if (EXB_UNLIKELY(d->buf[d->pos] > 1))
+                        return DEC_FAIL(d, start, "boolean byte 0x%02x is neither 0 nor 1",
+                                        d->buf[d->pos]);
+                v->u.i = d->buf[d->pos++];
+                return 0;
+        case EXB_T_NUMBER: {
+                if (EXB_UNLIKELY(d->len - d->pos < 8))
+                        return DEC_FAIL(d, start, "truncated double: 8 bytes needed, %zu left",
+                                        d->len - d->pos);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                memcpy(&v->u.d, d->buf + d->pos, 8);
+#else
+                uint64_t w = 0;
+                for (int k = 7; k >= 0; k--)
+                        w = (w << 8) | d->buf[d->pos + k];
+                memcpy(&v->u.d, &w, 8);
+#endif
+                d->pos += 8;
+                return 0;
+        }
+        }
+        return DEC_FAIL(d, start, "schema has unknown item type %d", (int)type);
+}
+
+exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t len,
+                           exb_record_t *rec, char *errstr, size_t errstr_size)
+{
+        int32_t id;
+        if (exb_frame_schema_id(buf, len, &id, errstr, errstr_size))
+                return EXB_ERR_SCHEMA;
+        if (id != schema->id) {
+                exb_errf(errstr, errstr_size,
+                         "schema id %d in the frame, but decoding with schema %d (%s)", (int)id,
+                         (int)schema->id, schema->name);
+                return EXB_ERR_SCHEMA;
+        }
+
+        dec_t d = {.buf = buf, .len = len, .pos = EXB_FRAME_HDR, .errstr = errstr,
+                   .errstr_size = errstr_size};
+        int64_t op;
+
+        d.field = env_names[0];
+        size_t start = d.pos;
+        if (dec_long(&d, &op))
+                return EXB_ERR_SCHEMA;
+        if (EXB_UNLIKELY(op < 0 || op >= EXB_OP_CNT)) {
+                dec_fail(&d, start, "enum index %lld out of range 0..%d", (long long)op,
+                         EXB_OP_CNT - 1);
+                return EXB_ERR_SCHEMA;
+        }
+        rec->op = (exb_op_t)op;
+        d.field = env_names[1];
+        if (dec_str(&d, 1, &rec->event_id))
+                return EXB_ERR_SCHEMA;
+        d.field = env_names[2];
+        if (dec_str(&d, 1, &rec->source))
+                return EXB_ERR_SCHEMA;
+        d.field = env_names[3];
+        if (dec_long(&d, &rec->ts_ms))
+                return EXB_ERR_SCHEMA;
+
+        const exb_field_t *f = schema->fields;
+        exb_val_t *v = rec->vals;
+        for (int i = 0; i < schema->nfields; i++, f++, v++) {
+                d.field = f->name;
+                if (f->nullable) {
+                        start = d.pos;
+                        /* Branch index: a varint, 0x00 = 0 = null, 0x02 = 1 = value. */
+                        if (EXB_LIKELY(d.pos < d.len && d.buf[d.pos] == 0x02)) {
+                                d.pos++;
+                        } else if (d.pos < d.len && d.buf[d.pos] == 0x00) {
+                                d.pos++;
+                                v->is_null = 1;
+                                v->u.i = 0;
+                                continue;
+                        } else {
+                                int64_t br;
+                                if (dec_long(&d, &br))
+                                        return EXB_ERR_SCHEMA;
+                                dec_fail(&d, start,
+                                         "union index %lld out of range 0..1 (0 = null, 1 = value)",
+                                         (long long)br);
+                                return EXB_ERR_SCHEMA;
+                        }
+                }
+                v->is_null = 0;
+                if (dec_value(&d, f->type, v))
+                        return EXB_ERR_SCHEMA;
+        }
+        if (EXB_UNLIKELY(d.pos != d.len)) {
+                exb_errf(errstr, errstr_size, "%zu trailing bytes after the record (offset %zu)",
+                         d.len - d.pos, d.pos);
+                return EXB_ERR_SCHEMA;
+        }
+        rec->nvals = schema->nfields;
+        return EXB_OK;
+}
+
+/* --------------------------------------------------------------- encoding */
+
+#define WR_BUFSZ 2048
+
+typedef struct {
+        exb_buf_t *out;
+        size_t n;
+        int err; /* an append to out failed */
+        uint8_t tmp[WR_BUFSZ];
+} wr_t;
+
+static int wr_flush(wr_t *w)
+{
+        if (w->n && exb_buf_append(w->out, w->tmp, w->n))
+                w->err = 1;
+        w->n = 0;
+        return w->err ? -1 : 0;
+}
+
+static inline void wr_long(wr_t *w, int64_t n)
+{
+        if (EXB_UNLIKELY(w->n + 10 > WR_BUFSZ))
+                wr_flush(w);
+        uint64_t v = ((uint64_t)n << 1) ^ (uint64_t)(n >> 63);
+        uint8_t *o = w->tmp + w->n;
+        while (v >= 0x80) {
+                *o++ = (uint8_t)(v | 0x80);
+                v >>= 7;
+        }
+        *o++ = (uint8_t)v;
+        w->n = (size_t)(o - w->tmp);
+}
+
+static inline void wr_byte(wr_t *w, uint8_t b)
+{
+        if (EXB_UNLIKELY(w->n + 1 > WR_BUFSZ))
+                wr_flush(w);
+        w->tmp[w->n++] = b;
+}
+
+static inline void wr_raw(wr_t *w, const void *p, size_t len)
+{
+        if (EXB_LIKELY(len <= WR_BUFSZ - w->n)) {
+                if (len)
+                        memcpy(w->tmp + w->n, p, len);
+                w->n += len;
+                return;
+        }
+        if (wr_flush(w))
+                return;
+        if (exb_buf_append(w->out, p, len))
+                w->err = 1;
+}
+
+static EXB_COLD __attribute__((format(printf, 5, 6))) exb_err_t
+enc_fail(wr_t *w, size_t len0, char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+        if (errstr && errstr_size) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(errstr, errstr_size, fmt, ap);
+                va_end(ap);
+        }
+        w->out->len = len0;
+        return EXB_ERR_INVALID;
+}
+
+/* Checks a string/bytes value: non-NULL pointer unless empty, UTF-8 if a
+ * string. Returns 0, or the 1-based error kind. */
+static inline int str_bad(exb_str_t s, int utf8)
+{
+        if (EXB_UNLIKELY(!s.p && s.len))
+                return 1;
+        if (utf8 && EXB_UNLIKELY(utf8_valid_prefix((const uint8_t *)s.p, s.len) != s.len))
+                return 2;
+        return 0;
+}
+
+static void wr_double(wr_t *w, double d)
+{
+        uint8_t b[8];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(b, &d, 8);
+#else
+        uint64_t u;
+        memcpy(&u, &d, 8);
+        for (int k = 0; k < 8; k++, u >>= 8)
+                b[k] = (uint8_t)u;
+#endif
+        wr_raw(w, b, 8);
+}
+
+exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out,
+                           char *errstr, size_t errstr_size)
+{
+        wr_t w; /* tmp is not initialised: only bytes written are read */
+        w.out = out;
+        w.n = 0;
+        w.err = 0;
+        size_t len0 = out->len;
+        int bad;
+
+        if (schema->id < 0)
+                return enc_fail(&w, len0, errstr, errstr_size,
+                                "schema %s has no id (not registered): cannot frame a value",
+                                schema->name);
+        if (rec->nvals != schema->nfields || (schema->nfields && !rec->vals))
+                return enc_fail(&w, len0, errstr, errstr_size,
+                                "record has %d values, schema %s has %d fields", rec->nvals,
+                                schema->name, schema->nfields);
+        if ((unsigned)rec->op >= EXB_OP_CNT)
+                return enc_fail(&w, len0, errstr, errstr_size, "field \"op\": invalid op %d",
+                                (int)rec->op);
+        if ((bad = str_bad(rec->event_id, 1)))
+                return enc_fail(&w, len0, errstr, errstr_size, "field \"event_id\": %s",
+                                bad == 1 ? "NULL string pointer" : "invalid UTF-8 in string");
+        if ((bad = str_bad(rec->source, 1)))
+                return enc_fail(&w, len0, errstr, errstr_size, "field \"source\": %s",
+                                bad == 1 ? "NULL string pointer" : "invalid UTF-8 in string");
+
+        uint32_t id = (uint32_t)schema->id;
+        w.tmp[0] = EXB_FRAME_MAGIC;
+        w.tmp[1] = (uint8_t)(id >> 24);
+        w.tmp[2] = (uint8_t)(id >> 16);
+        w.tmp[3] = (uint8_t)(id >> 8);
+        w.tmp[4] = (uint8_t)id;
+        w.n = EXB_FRAME_HDR;
+        wr_long(&w, rec->op);
+        wr_long(&w, (int64_t)rec->event_id.len);
+        wr_raw(&w, rec->event_id.p, rec->event_id.len);
+        wr_long(&w, (int64_t)rec->source.len);
+        wr_raw(&w, rec->source.p, rec->source.len);
+        wr_long(&w, rec->ts_ms);
+
+        const exb_field_t *f = schema->fields;
+        const exb_val_t *v = rec->vals;
+        for (int i = 0; i < schema->nfields; i++, f++, v++) {
+                if (v->is_null) {
+                        if (EXB_UNLIKELY(!f->nullable))
+                                return enc_fail(&w, len0, errstr, errstr_size,
+                                                "field \"%s\": null value for a required field",
+                                                f->name);
+                        wr_byte(&w, 0x00);
+                        continue;
+                }
+                if (f->nullable)
+                        wr_byte(&w, 0x02);
+                switch (f->type) {
+                case EXB_T_STRING:
+                case EXB_T_BYTES:
+                        if (EXB_UNLIKELY((bad = str_bad(v->u.s, f->type == EXB_T_STRING))))
+                                return enc_fail(&w, len0, errstr, errstr_size,
+                                                "field \"%s\": %s", f->name,
+                                                bad == 1 ? "NULL string pointer"
+                                                         : "invalid UTF-8 in string");
+                        wr_long(&w, (int64_t)v->u.s.len);
+                        wr_raw(&w, v->u.s.p, v->u.s.len);
+                        break;
+                case EXB_T_INT:
+                case EXB_T_TIMESTAMP:
+                        wr_long(&w, v->u.i);
+                        break;
+                case EXB_T_DATE:
+                        if (EXB_UNLIKELY(v->u.i < INT32_MIN || v->u.i > INT32_MAX))
+                                return enc_fail(&w, len0, errstr, errstr_size,
+                                                "field \"%s\": date %lld is out of the Avro int "
+                                                "range",
+                                                f->name, (long long)v->u.i);
+                        wr_long(&w, v->u.i);
+                        break;
+                case EXB_T_BOOL:
+                        wr_byte(&w, v->u.i ? 1 : 0);
+                        break;
+                case EXB_T_NUMBER:
+                        wr_double(&w, v->u.d);
+                        break;
+                default:
+                        return enc_fail(&w, len0, errstr, errstr_size,
+                                        "field \"%s\": schema has unknown item type %d", f->name,
+                                        (int)f->type);
+                }
+                if (EXB_UNLIKELY(w.err))
+                        break;
+        }
+        if (wr_flush(&w)) {
+                out->len = len0;
+                exb_errf(errstr, errstr_size,
+                         "encoded record of schema %s exceeds the output buffer's maximum of %zu "
+                         "bytes",
+                         schema->name, out->max);
+                return EXB_ERR_FATAL;
+        }
+        return EXB_OK;
+}
+
+/* ------------------------------------------------------------------- JSON */
+
+/* Appends s as a JSON string; invalid UTF-8 bytes become U+FFFD. */
+static int json_str(exb_buf_t *b, const char *sp, size_t len)
+{
+        static const char hex[] = "0123456789abcdef";
+        const uint8_t *s = (const uint8_t *)sp;
+        if (exb_buf_putc(b, '"'))
+                return -1;
+        size_t i = 0;
+        while (i < len) {
+                /* Longest run that needs no escaping. */
+                size_t j = i;
+                while (j < len && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\' && s[j] < 0x80)
+                        j++;
+                if (j > i && exb_buf_append(b, s + i, j - i))
+                        return -1;
+                i = j;
+                if (i >= len)
+                        break;
+                uint8_t c = s[i];
+                if (c >= 0x80) {
+                        size_t ok = utf8_valid_prefix(s + i, len - i);
+                        if (ok) {
+                                /* Copy the valid non-ASCII run up to the next
+                                 * byte that needs attention. */
+                                size_t k = 0;
+                                while (k < ok && s[i + k] >= 0x20 && s[i + k] != '"' &&
+                                       s[i + k] != '\\')
+                                        k++;
+                                /* Never split a character: k stops only on ASCII. */
+                                if (exb_buf_append(b, s + i, k))
+                                        return -1;
+                                i += k;
+                                continue;
+                        }
+                        if (exb_buf_append(b, "\\ufffd", 6))
+                                return -1;
+                        i++;
+                        continue;
+                }
+                char esc[7];
+                const char *e = esc;
+                size_t elen = 2;
+                switch (c) {
+                case '"': e = "\\\""; break;
+                case '\\': e = "\\\\"; break;
+                case '\n': e = "\\n"; break;
+                case '\r': e = "\\r"; break;
+                case '\t': e = "\\t"; break;
+                case '\b': e = "\\b"; break;
+                case '\f': e = "\\f"; break;
+                default:
+                        memcpy(esc, "\\u00", 4);
+                        esc[4] = hex[c >> 4];
+                        esc[5] = hex[c & 15];
+                        elen = 6;
+                }
+                if (exb_buf_append(b, e, elen))
+                        return -1;
+                i++;
+        }
+        return exb_buf_putc(b, '"');
+}
+
+static int json_base64(exb_buf_t *b, const uint8_t *s, size_t len)
+{
+        static const char tab[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char q[4];
+        if (exb_buf_putc(b, '"'))
+                return -1;
+        for (size_t i = 0; i < len; i += 3) {
+                uint32_t v = (uint32_t)s[i] << 16;
+                if (i + 1 < len)
+                        v |= (uint32_t)s[i + 1] << 8;
+                if (i + 2 < len)
+                        v |= s[i + 2];
+                q[0] = tab[(v >> 18) & 63];
+                q[1] = tab[(v >> 12) & 63];
+                q[2] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+                q[3] = i + 2 < len ? tab[v & 63] : '=';
+                if (exb_buf_append(b, q, 4))
+                        return -1;
+        }
+        return exb_buf_putc(b, '"');
+}
+
+/* Shortest %g form that reads back as the same double; non-finite -> null. */
+static int json_double(exb_buf_t *b, double d)
+{
+        if (!isfinite(d))
+                return exb_buf_append(b, "null", 4);
+        char tmp[40];
+        for (int prec = 15; prec <= 17; prec++) {
+                snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+                if (prec == 17 || strtod(tmp, NULL) == d)
+                        break;
+        }
+        return exb_buf_append(b, tmp, strlen(tmp));
+}
+
+/* Date range that formats as YYYY-MM-DD: 0000-01-01 .. 9999-12-31. */
+#define DAYS_MIN (-719528)
+#define DAYS_MAX 2932896
+#define MS_MIN ((int64_t)DAYS_MIN * 86400000)
+#define MS_MAX ((int64_t)(DAYS_MAX + 1) * 86400000 - 1)
+
+int exb_codec_to_json(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out)
+{
+        size_t len0 = out->len;
+        int r = exb_buf_append(out, "{\"op\":\"", 7) ||
+                exb_buf_printf(out, "%s\",\"event_id\":", exb_op_name(rec->op)) ||
+                json_str(out, rec->event_id.p, rec->event_id.len) ||
+                exb_buf_append(out, ",\"source\":", 10) ||
+                json_str(out, rec->source.p, rec->source.len) ||
+                exb_buf_printf(out, ",\"ts_ms\":%lld,\"data\":{", (long long)rec->ts_ms);
+        for (int i = 0; !r && i < schema->nfields && i < rec->nvals; i++) {
+                const exb_field_t *f = &schema->fields[i];
+                const exb_val_t *v = &rec->vals[i];
+                char tmp[32];
+                r = (i && exb_buf_putc(out, ',')) || json_str(out, f->name, strlen(f->name)) ||
+                    exb_buf_putc(out, ':');
+                if (r)
+                        break;
+                if (v->is_null) {
+                        r = exb_buf_append(out, "null", 4);
+                        continue;
+                }
+                switch (f->type) {
+                case EXB_T_STRING:
+                        r = json_str(out, v->u.s.p, v->u.s.len);
+                        break;
+                case EXB_T_BYTES:
+                        r = json_base64(out, (const uint8_t *)v->u.s.p, v->u.s.len);
+                        break;
+                case EXB_T_NUMBER:
+                        r = json_double(out, v->u.d);
+                        break;
+                case EXB_T_BOOL:
+                        r = exb_buf_printf(out, "%s", v->u.i ? "true" : "false");
+                        break;
+                case EXB_T_DATE:
+                        /* Outside years 0..9999 no YYYY-MM-DD exists: the day number. */
+                        if (v->u.i < DAYS_MIN || v->u.i > DAYS_MAX) {
+                                r = exb_buf_printf(out, "%lld", (long long)v->u.i);
+                        } else {
+                                exb_date_format(v->u.i, tmp);
+                                r = exb_buf_printf(out, "\"%s\"", tmp);
+                        }
+                        break;
+                case EXB_T_TIMESTAMP:
+                        if (v->u.i < MS_MIN || v->u.i > MS_MAX) {
+                                r = exb_buf_printf(out, "%lld", (long long)v->u.i);
+                        } else {
+                                exb_ts_format(v->u.i, tmp);
+                                r = exb_buf_printf(out, "\"%s\"", tmp);
+                        }
+                        break;
+                default:
+                        r = exb_buf_printf(out, "%lld", (long long)v->u.i);
+                }
+        }
+        if (!r)
+                r = exb_buf_append(out, "}}", 2);
+        if (r) {
+                out->len = len0;
+                return -1;
+        }
+        return 0;
+}
