@@ -28,21 +28,22 @@
 
 #include "exb_catalog.h"
 
-#define EXB_MAX_ITEMS 512
-#define EXB_MAX_KEYS 8
+#define EXB_MAX_ITEMS  512
+#define EXB_MAX_KEYS   8
 #define EXB_MAX_LENGTH (1 << 30)
-#define PFX_SIZE 512
+#define PFX_SIZE       512
 
 static const char *const top_keys[] = {"departments", "resources", NULL};
 static const char *const dept_keys[] = {"code", "name", NULL};
+/* clang-format off */
 static const char *const res_keys[] = {
-    "code",         "name",       "provider",        "category", "summary",
-    "format",       "update_cycle", "share_type",    "share_condition",
-    "share_method", "open",       "publish_date",    "related",  "key",
-    "items",        NULL};
-static const char *const item_keys[] = {"name",  "title", "type",       "length",
-                                        "required", "check", "share_type", NULL};
-static const char *const update_cycles[] = {"实时", "每日", "每周", "每月",
+        "code", "name", "provider", "category", "summary", "format", "update_cycle",
+        "share_type", "share_condition", "share_method", "open", "publish_date", "related",
+        "key", "items", NULL};
+static const char *const item_keys[] = {
+        "name", "title", "type", "length", "required", "check", "share_type", NULL};
+/* clang-format on */
+static const char *const update_cycles[] = {"实时",   "每日", "每周", "每月",
                                             "每季度", "每年", "其他", NULL};
 
 /* ------------------------------------------------------------ small names */
@@ -193,8 +194,7 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *pfx, 
                         continue;
                 if (best)
                         exb_errf(errstr, errstr_size,
-                                 "%s: unknown key \"%s\" (did you mean \"%s\"?)", pfx, key,
-                                 best);
+                                 "%s: unknown key \"%s\" (did you mean \"%s\"?)", pfx, key, best);
                 else
                         exb_errf(errstr, errstr_size, "%s: unknown key \"%s\"", pfx, key);
                 return -1;
@@ -206,8 +206,8 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *pfx, 
 
 /* Gets a string member. Absent: *out = NULL, error only if required.
  * Present: must be a string; must be non-empty if required. */
-static int get_str(json_t *obj, const char *key, int required, const char *pfx,
-                   const char **out, char *errstr, size_t errstr_size)
+static int get_str(json_t *obj, const char *key, int required, const char *pfx, const char **out,
+                   char *errstr, size_t errstr_size)
 {
         json_t *v = json_object_get(obj, key);
         *out = NULL;
@@ -256,8 +256,8 @@ static char *dup_or_null(const char *s)
 
 /* Array of strings, each non-empty and (if code_rule) a resource code.
  * Stored as compact JSON text; absent gives NULL. */
-static int get_str_array(json_t *obj, const char *key, int code_rule, const char *pfx,
-                         char **out, char *errstr, size_t errstr_size)
+static int get_str_array(json_t *obj, const char *key, int code_rule, const char *pfx, char **out,
+                         char *errstr, size_t errstr_size)
 {
         json_t *v = json_object_get(obj, key), *e;
         size_t i;
@@ -265,15 +265,14 @@ static int get_str_array(json_t *obj, const char *key, int code_rule, const char
         if (!v)
                 return 0;
         if (!json_is_array(v)) {
-                exb_errf(errstr, errstr_size, "%s: \"%s\" must be an array of strings", pfx,
-                         key);
+                exb_errf(errstr, errstr_size, "%s: \"%s\" must be an array of strings", pfx, key);
                 return -1;
         }
         json_array_foreach(v, i, e)
         {
                 if (!json_is_string(e) || json_string_length(e) == 0) {
-                        exb_errf(errstr, errstr_size,
-                                 "%s: %s[%zu]: must be a non-empty string", pfx, key, i);
+                        exb_errf(errstr, errstr_size, "%s: %s[%zu]: must be a non-empty string",
+                                 pfx, key, i);
                         return -1;
                 }
                 if (code_rule && !valid_res_code(json_string_value(e))) {
@@ -347,8 +346,7 @@ static int parse_share(json_t *obj, int required, const char *pfx, int *out, cha
 
 /* Parses one item into it. `res_pfx` names the resource. */
 static int parse_item(json_t *obj, size_t idx, exb_share_t res_share, const char *res_pfx,
-                      exb_item_t *it, int *required_explicit, char *errstr,
-                      size_t errstr_size)
+                      exb_item_t *it, int *required_explicit, char *errstr, size_t errstr_size)
 {
         char pfx[PFX_SIZE];
         const char *s;
@@ -380,8 +378,8 @@ static int parse_item(json_t *obj, size_t idx, exb_share_t res_share, const char
         if (get_str(obj, "type", 1, pfx, &s, errstr, errstr_size))
                 return -1;
         if (strlen(s) != 1 || !exb_type_valid((unsigned char)s[0])) {
-                exb_errf(errstr, errstr_size,
-                         "%s: unknown type \"%s\" (one of C N I D T L B)", pfx, s);
+                exb_errf(errstr, errstr_size, "%s: unknown type \"%s\" (one of C N I D T L B)", pfx,
+                         s);
                 return -1;
         }
         it->type = (exb_type_t)s[0];
@@ -408,14 +406,12 @@ static int parse_item(json_t *obj, size_t idx, exb_share_t res_share, const char
                 int c = check_parse(s);
                 if (c < 0) {
                         exb_errf(errstr, errstr_size,
-                                 "%s: unknown check \"%s\" (one of gb11643, gb32100)", pfx,
-                                 s);
+                                 "%s: unknown check \"%s\" (one of gb11643, gb32100)", pfx, s);
                         return -1;
                 }
                 if (it->type != EXB_T_STRING) {
-                        exb_errf(errstr, errstr_size,
-                                 "%s: check \"%s\" needs type C, not %c", pfx, s,
-                                 (char)it->type);
+                        exb_errf(errstr, errstr_size, "%s: check \"%s\" needs type C, not %c", pfx,
+                                 s, (char)it->type);
                         return -1;
                 }
                 if (it->length && it->length < 18) {
@@ -461,8 +457,7 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
                 return NULL;
         if (!valid_res_code(s)) {
                 exb_errf(errstr, errstr_size,
-                         "%s: code \"%s\" is not a resource code ([A-Za-z0-9-]{1,64})", pfx0,
-                         s);
+                         "%s: code \"%s\" is not a resource code ([A-Za-z0-9-]{1,64})", pfx0, s);
                 return NULL;
         }
         snprintf(pfx, sizeof(pfx), "%s: resource %s", where, s);
@@ -481,8 +476,8 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
                 goto fail;
         if (!valid_dept_code(s)) {
                 exb_errf(errstr, errstr_size,
-                         "%s: provider \"%s\" is not a department code ([A-Za-z0-9_]{1,32})",
-                         pfx, s);
+                         "%s: provider \"%s\" is not a department code ([A-Za-z0-9_]{1,32})", pfx,
+                         s);
                 goto fail;
         }
         res->provider = exb_strdup(s);
@@ -545,8 +540,8 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
         if (get_str(obj, "publish_date", 0, pfx, &s, errstr, errstr_size))
                 goto fail;
         if (s && !valid_date(s)) {
-                exb_errf(errstr, errstr_size,
-                         "%s: publish_date \"%s\" is not a date (YYYY-MM-DD)", pfx, s);
+                exb_errf(errstr, errstr_size, "%s: publish_date \"%s\" is not a date (YYYY-MM-DD)",
+                         pfx, s);
                 goto fail;
         }
         res->publish_date = dup_or_null(s);
@@ -560,11 +555,9 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
                 exb_errf(errstr, errstr_size, "%s: missing \"items\"", pfx);
                 goto fail;
         }
-        if (!json_is_array(v) || json_array_size(v) < 1 ||
-            json_array_size(v) > EXB_MAX_ITEMS) {
-                exb_errf(errstr, errstr_size,
-                         "%s: \"items\" must be an array of 1 to %d items", pfx,
-                         EXB_MAX_ITEMS);
+        if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > EXB_MAX_ITEMS) {
+                exb_errf(errstr, errstr_size, "%s: \"items\" must be an array of 1 to %d items",
+                         pfx, EXB_MAX_ITEMS);
                 goto fail;
         }
         int *req_explicit = exb_calloc(json_array_size(v), sizeof(int));
@@ -598,11 +591,9 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
                 free(req_explicit);
                 goto fail;
         }
-        if (!json_is_array(v) || json_array_size(v) < 1 ||
-            json_array_size(v) > EXB_MAX_KEYS) {
-                exb_errf(errstr, errstr_size,
-                         "%s: \"key\" must be an array of 1 to %d item names", pfx,
-                         EXB_MAX_KEYS);
+        if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > EXB_MAX_KEYS) {
+                exb_errf(errstr, errstr_size, "%s: \"key\" must be an array of 1 to %d item names",
+                         pfx, EXB_MAX_KEYS);
                 free(req_explicit);
                 goto fail;
         }
@@ -610,8 +601,7 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
         {
                 int idx;
                 if (!json_is_string(e)) {
-                        exb_errf(errstr, errstr_size, "%s: key[%zu]: must be an item name",
-                                 pfx, i);
+                        exb_errf(errstr, errstr_size, "%s: key[%zu]: must be an item name", pfx, i);
                         break;
                 }
                 s = json_string_value(e);
@@ -622,14 +612,13 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
                 }
                 exb_item_t *it = &res->items[idx];
                 if (it->is_key) {
-                        exb_errf(errstr, errstr_size, "%s: key: item \"%s\" listed twice",
-                                 pfx, s);
+                        exb_errf(errstr, errstr_size, "%s: key: item \"%s\" listed twice", pfx, s);
                         break;
                 }
                 if (req_explicit[idx] && !it->required) {
                         exb_errf(errstr, errstr_size,
-                                 "%s: item \"%s\": a key item cannot be \"required\": false",
-                                 pfx, s);
+                                 "%s: item \"%s\": a key item cannot be \"required\": false", pfx,
+                                 s);
                         break;
                 }
                 if (it->type == EXB_T_NUMBER || it->type == EXB_T_BYTES) {
@@ -707,8 +696,8 @@ static void key_list(const exb_resource_t *res, char *out, size_t size)
                                         res->items[res->key_idx[k]].name);
 }
 
-int exb_resource_compatible(const exb_resource_t *prev, const exb_resource_t *next,
-                            char *errstr, size_t errstr_size)
+int exb_resource_compatible(const exb_resource_t *prev, const exb_resource_t *next, char *errstr,
+                            size_t errstr_size)
 {
         char ka[256], kb[256];
 
@@ -740,8 +729,8 @@ int exb_resource_compatible(const exb_resource_t *prev, const exb_resource_t *ne
                 }
                 if (next->items[j].type != p->type) {
                         exb_errf(errstr, errstr_size,
-                                 "resource %s: item \"%s\": type changed from %c to %c",
-                                 prev->code, p->name, (char)p->type, (char)next->items[j].type);
+                                 "resource %s: item \"%s\": type changed from %c to %c", prev->code,
+                                 p->name, (char)p->type, (char)next->items[j].type);
                         return 0;
                 }
         }
@@ -862,8 +851,7 @@ exb_catalog_t *exb_catalog_parse(const char *fname, const char *text, size_t len
         }
         if (!json_is_object(root)) {
                 exb_errf(errstr, errstr_size,
-                         "%s: must be a JSON object with \"departments\" and \"resources\"",
-                         fname);
+                         "%s: must be a JSON object with \"departments\" and \"resources\"", fname);
                 goto fail;
         }
         if (check_keys(root, top_keys, fname, errstr, errstr_size))
@@ -882,8 +870,7 @@ exb_catalog_t *exb_catalog_parse(const char *fname, const char *text, size_t len
 
         if (ress) {
                 if (!json_is_array(ress)) {
-                        exb_errf(errstr, errstr_size, "%s: \"resources\" must be an array",
-                                 fname);
+                        exb_errf(errstr, errstr_size, "%s: \"resources\" must be an array", fname);
                         goto fail;
                 }
                 cat->resources = exb_calloc(json_array_size(ress) + 1, sizeof(*cat->resources));

@@ -42,11 +42,7 @@
 
 #include "exb_common.h"
 
-typedef enum {
-        EXB_SHARE_UNCONDITIONAL = 0,
-        EXB_SHARE_CONDITIONAL,
-        EXB_SHARE_NONE
-} exb_share_t;
+typedef enum { EXB_SHARE_UNCONDITIONAL = 0, EXB_SHARE_CONDITIONAL, EXB_SHARE_NONE } exb_share_t;
 const char *exb_share_name(exb_share_t s); /* "unconditional" ... */
 int exb_share_parse(const char *s);        /* -1 if unknown */
 
@@ -55,10 +51,10 @@ const char *exb_check_name(exb_check_t c); /* "gb11643", NULL for NONE */
 
 typedef struct exb_item_s {
         char *name;
-        char *title;      /* Chinese title, may be NULL */
+        char *title; /* Chinese title, may be NULL */
         exb_type_t type;
-        int length;       /* max length in characters (C) or bytes (B); 0 = unbounded */
-        int required;     /* key items are always required */
+        int length;   /* max length in characters (C) or bytes (B); 0 = unbounded */
+        int required; /* key items are always required */
         int is_key;
         exb_check_t check;
         exb_share_t share_type; /* defaults to the resource's */
@@ -72,20 +68,20 @@ typedef struct exb_dept_s {
 typedef struct exb_resource_s {
         char *code;
         char *name;
-        char *provider;        /* department code */
-        char *category_json;   /* JSON array text, e.g. ["基础信息资源","人口"], or NULL */
+        char *provider;      /* department code */
+        char *category_json; /* JSON array text, e.g. ["基础信息资源","人口"], or NULL */
         char *summary, *format, *update_cycle; /* NULL if absent */
         exb_share_t share_type;
         char *share_condition; /* NULL if absent */
         char *share_method;    /* NULL if absent */
         int open;
-        char *publish_date;    /* "YYYY-MM-DD" or NULL */
-        char *related_json;    /* JSON array text or NULL */
+        char *publish_date; /* "YYYY-MM-DD" or NULL */
+        char *related_json; /* JSON array text or NULL */
         int nkeys;
-        int key_idx[8];        /* indexes into items, in key order */
+        int key_idx[8]; /* indexes into items, in key order */
         int nitems;
         exb_item_t *items;
-        char *json;            /* the resource's JSON object text as given (compact) */
+        char *json; /* the resource's JSON object text as given (compact) */
 } exb_resource_t;
 
 typedef struct exb_catalog_s {
@@ -100,8 +96,8 @@ typedef struct exb_catalog_s {
  * published catalog, so a file may define resources only.
  * Returns a new catalog, or NULL with errstr filled in. */
 exb_catalog_t *exb_catalog_parse(const char *fname, const char *text, size_t len,
-                                 const char *const *known_depts, int nknown,
-                                 char *errstr, size_t errstr_size);
+                                 const char *const *known_depts, int nknown, char *errstr,
+                                 size_t errstr_size);
 void exb_catalog_destroy(exb_catalog_t *cat);
 
 /* Parses one resource object (as kept in exb_resource_t.json or in a control
@@ -125,8 +121,8 @@ int exb_resource_item_idx(const exb_resource_t *res, const char *name);
  * (older records do not have them). Other metadata may change.
  * Returns 1 if compatible, 0 with the reason in errstr:
  *   resource 370600-GA-0001: item "birth_date": type changed from D to C */
-int exb_resource_compatible(const exb_resource_t *prev, const exb_resource_t *next,
-                            char *errstr, size_t errstr_size);
+int exb_resource_compatible(const exb_resource_t *prev, const exb_resource_t *next, char *errstr,
+                            size_t errstr_size);
 
 /* Do two versions describe the same thing? Compares the canonical text
  * (sorted keys, compact) of their json, so key order and whitespace do not

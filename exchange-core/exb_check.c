@@ -120,8 +120,7 @@ int exb_check_gb11643(const char *s, size_t len, char *errstr, size_t errstr_siz
         }
         expect = gb11643_compute(s);
         if (s[17] != expect) {
-                exb_errf(errstr, errstr_size, "check character is %c, expected %c", s[17],
-                         expect);
+                exb_errf(errstr, errstr_size, "check character is %c, expected %c", s[17], expect);
                 return 0;
         }
         return 1;
@@ -167,8 +166,7 @@ int exb_check_gb32100(const char *s, size_t len, char *errstr, size_t errstr_siz
         }
         expect = gb32100_compute(s);
         if (s[17] != expect) {
-                exb_errf(errstr, errstr_size, "check character is %c, expected %c", s[17],
-                         expect);
+                exb_errf(errstr, errstr_size, "check character is %c, expected %c", s[17], expect);
                 return 0;
         }
         return 1;

@@ -19,7 +19,7 @@
 
 #include "exb_conf.h"
 
-#define FIELD(conf, prop, type) ((type *)((char *)(conf) + (prop)->offset))
+#define FIELD(conf, prop, type)  ((type *)((char *)(conf) + (prop)->offset))
 #define CFIELD(conf, prop, type) ((const type *)((const char *)(conf) + (prop)->offset))
 
 static int edit_distance(const char *a, const char *b)
@@ -135,8 +135,8 @@ static int prop_set(const exb_prop_t *p, void *conf, const char *key, const char
                 char **f = FIELD(conf, p, char *);
                 if (!enum_match(p->values, value)) {
                         exb_errf(errstr, errstr_size,
-                                 "%s: \"%s\": invalid value \"%s\" (one of %s)", where, key,
-                                 value, p->values ? p->values : "");
+                                 "%s: \"%s\": invalid value \"%s\" (one of %s)", where, key, value,
+                                 p->values ? p->values : "");
                         return -1;
                 }
                 free(*f);
@@ -149,16 +149,15 @@ static int prop_set(const exb_prop_t *p, void *conf, const char *key, const char
                 int_range(p->values, &min, &max);
                 errno = 0;
                 v = strtoll(value, &end, 10);
-                if (!*value || *end || errno) {
+                if (!*value || isspace((unsigned char)*value) || *end || errno) {
                         exb_errf(errstr, errstr_size,
                                  "%s: \"%s\": invalid value \"%s\" (an integer in %lld..%lld)",
                                  where, key, value, min, max);
                         return -1;
                 }
                 if (v < min || v > max) {
-                        exb_errf(errstr, errstr_size,
-                                 "%s: \"%s\": %lld is out of range %lld..%lld", where, key, v,
-                                 min, max);
+                        exb_errf(errstr, errstr_size, "%s: \"%s\": %lld is out of range %lld..%lld",
+                                 where, key, v, min, max);
                         return -1;
                 }
                 *FIELD(conf, p, int) = (int)v;
@@ -209,8 +208,7 @@ int exb_conf_set(const exb_prop_t *props, void *conf, const char *key, const cha
                 }
                 if (best)
                         exb_errf(errstr, errstr_size,
-                                 "%s: unknown key \"%s\" (did you mean \"%s\"?)", where, key,
-                                 best);
+                                 "%s: unknown key \"%s\" (did you mean \"%s\"?)", where, key, best);
                 else
                         exb_errf(errstr, errstr_size, "%s: unknown key \"%s\"", where, key);
                 return -1;
@@ -386,8 +384,8 @@ int exb_conf_check(const exb_prop_t *props, const void *conf, const char *where,
                 if (!unset)
                         continue;
                 if (off < sizeof(missing))
-                        off += (size_t)snprintf(missing + off, sizeof(missing) - off,
-                                                "%s\"%s%s\"", cnt ? ", " : "", p->name,
+                        off += (size_t)snprintf(missing + off, sizeof(missing) - off, "%s\"%s%s\"",
+                                                cnt ? ", " : "", p->name,
                                                 p->type == EXB_PROP_PREFIX ? "*" : "");
                 cnt++;
         }
@@ -450,8 +448,7 @@ static void md_cell(FILE *out, const char *s)
 void exb_conf_print(const exb_prop_t *props, const char *title, void *out_)
 {
         FILE *out = out_;
-        static const char *const type_names[] = {"string", "integer", "boolean", "enum",
-                                                 "prefix"};
+        static const char *const type_names[] = {"string", "integer", "boolean", "enum", "prefix"};
         if (title)
                 fprintf(out, "## %s\n\n", title);
         fputs("| key | type | values | default | description |\n", out);

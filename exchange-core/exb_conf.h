@@ -40,27 +40,27 @@
 #include "exb_common.h"
 
 typedef enum {
-        EXB_PROP_STR,    /* char * (owned by the conf struct), NULL if unset */
-        EXB_PROP_INT,    /* int, range "min..max" in values (NULL = any int) */
-        EXB_PROP_BOOL,   /* int: true/false/1/0/yes/no/on/off (any case) */
-        EXB_PROP_ENUM,   /* char *, one of the '|'-separated values (case-sensitive) */
-        EXB_PROP_PREFIX  /* exb_conf_kv_t list (offset of an exb_conf_kvs_t); name
-                          * is the prefix including its final '.' */
+        EXB_PROP_STR,   /* char * (owned by the conf struct), NULL if unset */
+        EXB_PROP_INT,   /* int, range "min..max" in values (NULL = any int) */
+        EXB_PROP_BOOL,  /* int: true/false/1/0/yes/no/on/off (any case) */
+        EXB_PROP_ENUM,  /* char *, one of the '|'-separated values (case-sensitive) */
+        EXB_PROP_PREFIX /* exb_conf_kv_t list (offset of an exb_conf_kvs_t); name
+                         * is the prefix including its final '.' */
 } exb_prop_type_t;
 
 typedef struct exb_prop_s {
         const char *name;
         exb_prop_type_t type;
         size_t offset;
-        const char *values;   /* ENUM: "sqlite|jsonl|http"; INT: "1..65535" */
-        const char *def;      /* default as text, NULL = none (NULL / 0 / empty list) */
+        const char *values; /* ENUM: "sqlite|jsonl|http"; INT: "1..65535" */
+        const char *def;    /* default as text, NULL = none (NULL / 0 / empty list) */
         const char *doc;
-        int required;         /* STR/ENUM: must be set and non-empty; PREFIX: at least
-                               * one entry; INT/BOOL always hold a value (give a def) */
+        int required; /* STR/ENUM: must be set and non-empty; PREFIX: at least
+                       * one entry; INT/BOOL always hold a value (give a def) */
 } exb_prop_t;
 
 typedef struct exb_conf_kv_s {
-        char *key;   /* the part after the prefix */
+        char *key; /* the part after the prefix */
         char *value;
 } exb_conf_kv_t;
 
@@ -91,8 +91,8 @@ int exb_conf_set_arg(const exb_prop_t *props, void *conf, const char *arg, const
 void exb_conf_defaults(const exb_prop_t *props, void *conf);
 /* Checks required keys are set. Returns 0, or -1 with every missing key
  * named: "producer.conf: missing required keys "dept", "source.table.*"". */
-int exb_conf_check(const exb_prop_t *props, const void *conf, const char *where,
-                   char *errstr, size_t errstr_size);
+int exb_conf_check(const exb_prop_t *props, const void *conf, const char *where, char *errstr,
+                   size_t errstr_size);
 /* Frees the strings and lists the table describes (and resets them). */
 void exb_conf_free(const exb_prop_t *props, void *conf);
 /* Prints the table as a Markdown table to out (FILE *):

@@ -380,7 +380,13 @@ exb_control_t *exb_control_new(const char *brokers, const exb_kprop_t *props, in
                          cache_path ? cache_path : "(memory)");
                 goto fail;
         }
-        ctl->reader = exb_consumer_new(brokers, NULL, props, nprops, NULL, errstr, errstr_size);
+        /* The control topic is tiny: answer fast rather than batch (an empty
+         * fetch is held for fetch.wait.max.ms). User props come after and win. */
+        exb_kprop_t *rprops = exb_calloc((size_t)nprops + 2, sizeof(*rprops));
+        rprops[0] = (exb_kprop_t){"fetch.wait.max.ms", "10"};
+        memcpy(rprops + 1, props, sizeof(*props) * (size_t)nprops);
+        ctl->reader = exb_consumer_new(brokers, NULL, rprops, nprops + 1, NULL, errstr, errstr_size);
+        free(rprops);
         if (!ctl->reader)
                 goto fail;
         int64_t lo, hi;
@@ -1025,10 +1031,16 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
                                 const exb_sub_decision_t *dec, json_t *items, json_t *masks,
                                 char *errstr, size_t errstr_size)
 {
-        const char *const *names = dec->items ? dec->items : (const char *const *)sub->requested;
-        int n = dec->items ? dec->nitems : sub->nrequested;
-        strarr_free(sub->items, sub->nitems);
-        free(sub->masks);
+        /* Re-approving an approved subscription keeps its items and masks
+         * unless new ones are given; a first approval defaults to the request. */
+        int keep = sub->state != EXB_SUB_REQUESTED;
+        char **cur_items = sub->items;
+        int ncur = sub->nitems;
+        exb_mask_t *cur_masks = sub->masks;
+        const char *const *names = dec->items  ? dec->items
+                                   : keep      ? (const char *const *)cur_items
+                                               : (const char *const *)sub->requested;
+        int n = dec->items ? dec->nitems : keep ? ncur : sub->nrequested;
         sub->items = exb_calloc((size_t)n + 1, sizeof(char *));
         sub->masks = exb_calloc((size_t)n + 1, sizeof(exb_mask_t));
         sub->nitems = 0;
@@ -1046,9 +1058,20 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
                 }
                 if (strarr_has(sub->items, sub->nitems, names[i]))
                         continue;
+                if (keep && !dec->nmasks)
+                        for (int k = 0; k < ncur; k++)
+                                if (!strcmp(cur_items[k], names[i]) &&
+                                    cur_masks[k].kind != EXB_MASK_NONE) {
+                                        char spec[64];
+                                        sub->masks[sub->nitems] = cur_masks[k];
+                                        exb_mask_format(&cur_masks[k], spec, sizeof(spec));
+                                        json_object_set_new(masks, names[i], json_string(spec));
+                                }
                 sub->items[sub->nitems++] = exb_strdup(names[i]);
                 json_array_append_new(items, json_string(names[i]));
         }
+        strarr_free(cur_items, ncur);
+        free(cur_masks);
         for (int i = 0; i < dec->nmasks; i++) {
                 const char *eq = strchr(dec->mask_specs[i], '=');
                 char item[128];
@@ -1087,7 +1110,7 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
                                  res->items[res->key_idx[k]].name, res->code);
                         return EXB_ERR_INVALID;
                 }
-        if (dec->filter) {
+        if (dec->filter && *dec->filter) {
                 exb_schema_t *schema = exb_resource_schema(res, errstr, errstr_size);
                 if (!schema)
                         return EXB_ERR_INVALID;
@@ -1154,8 +1177,10 @@ exb_err_t exb_control_sub_decide(exb_control_t *ctl, const char *id,
                         goto done;
                 }
                 json_object_set_new(v, "delivery_schema_id", json_integer(sid));
-                if (dec->filter)
-                        json_object_set_new(v, "filter", json_string(dec->filter));
+                /* --filter '' removes the filter; no --filter keeps the current one. */
+                const char *filter = dec->filter ? dec->filter : sub->filter;
+                if (filter && *filter)
+                        json_object_set_new(v, "filter", json_string(filter));
                 const char *until = dec->until ? dec->until : sub->until;
                 if (until)
                         json_object_set_new(v, "until", json_string(until));

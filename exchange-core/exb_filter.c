@@ -61,12 +61,12 @@ typedef enum { N_OR, N_AND, N_NOT, N_CMP, N_IN, N_STARTS } node_kind_t;
 
 typedef struct node_s {
         node_kind_t kind;
-        cmp_op_t op;  /* N_CMP */
-        int item;     /* N_CMP, N_IN, N_STARTS: slot in f->items */
-        lit_t lit;    /* N_CMP, N_STARTS */
-        lit_t *lits;  /* N_IN */
+        cmp_op_t op; /* N_CMP */
+        int item;    /* N_CMP, N_IN, N_STARTS: slot in f->items */
+        lit_t lit;   /* N_CMP, N_STARTS */
+        lit_t *lits; /* N_IN */
         int nlits;
-        int *kids;    /* N_OR, N_AND (n-ary), N_NOT (one) */
+        int *kids; /* N_OR, N_AND (n-ary), N_NOT (one) */
         int nkids;
 } node_t;
 
@@ -132,7 +132,7 @@ static int column_of(const parser_t *p, size_t pos)
 
 /* Records the first error only: later ones are consequences. */
 static void perr(parser_t *p, size_t pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static void perr(parser_t *p, size_t pos, const char *fmt, ...)
 {
         char msg[384];
@@ -200,8 +200,7 @@ static void next(parser_t *p)
         case '>':
                 t->kind = T_OP;
                 t->len = (i + 1 < n && s[i + 1] == '=') ? 2 : 1;
-                t->op = s[i] == '<' ? (t->len == 2 ? OP_LE : OP_LT)
-                                    : (t->len == 2 ? OP_GE : OP_GT);
+                t->op = s[i] == '<' ? (t->len == 2 ? OP_LE : OP_LT) : (t->len == 2 ? OP_GE : OP_GT);
                 break;
         case '"':
         case '\'': {
@@ -209,14 +208,16 @@ static void next(parser_t *p)
                 size_t j = i + 1;
                 while (j < n && s[j] != q) {
                         if (s[j] == '\\') {
-                                if (j + 1 < n && (s[j + 1] == '"' || s[j + 1] == '\'' ||
-                                                  s[j + 1] == '\\')) {
+                                if (j + 1 < n &&
+                                    (s[j + 1] == '"' || s[j + 1] == '\'' || s[j + 1] == '\\')) {
                                         j += 2;
                                         continue;
                                 }
                                 if (j + 1 < n) {
-                                        perr(p, j, "unknown escape '\\%c' in string (only \\\", \\' "
-                                                   "and \\\\)", s[j + 1]);
+                                        perr(p, j,
+                                             "unknown escape '\\%c' in string (only \\\", \\' "
+                                             "and \\\\)",
+                                             s[j + 1]);
                                         break;
                                 }
                         }
@@ -377,7 +378,8 @@ static int tok_number(parser_t *p, double *d, int64_t *i, int *is_int)
         }
         errno = 0;
         *d = strtod(buf, &end);
-        if (end == buf || *end != '\0' || errno == ERANGE || !(buf[n - 1] >= '0' && buf[n - 1] <= '9'))
+        if (end == buf || *end != '\0' || errno == ERANGE ||
+            !(buf[n - 1] >= '0' && buf[n - 1] <= '9'))
                 goto bad;
         *is_int = 0;
         if (plain) {
@@ -398,10 +400,10 @@ bad:
         return -1;
 }
 
-/* Reads the current token as a literal for `item` used with `op` (OP_EQ for
- * `in` lists), checks it fits the item's type, converts it, advances.
- * Returns 0 or -1 (error reported). */
-static int parse_literal(parser_t *p, const item_t *item, cmp_op_t op, lit_t *lit)
+/* Reads the current token as a literal for `item` used with `op` (OP_EQ and
+ * in_list set for `in` lists), checks it fits the item's type, converts it,
+ * advances. Returns 0 or -1 (error reported). */
+static int parse_literal(parser_t *p, const item_t *item, cmp_op_t op, int in_list, lit_t *lit)
 {
         char desc[64];
         size_t pos = p->tok.pos;
@@ -420,8 +422,12 @@ static int parse_literal(parser_t *p, const item_t *item, cmp_op_t op, lit_t *li
         }
         if (p->tok.kind != T_STRING && p->tok.kind != T_NUMBER && !tok_is(p, "true") &&
             !tok_is(p, "false")) {
-                perr(p, pos, "expected a value after \"%s\" %s, found %s", item->name,
-                     op_names[op], tok_desc(p, desc, sizeof(desc)));
+                if (in_list)
+                        perr(p, pos, "expected a value in the \"in\" list of \"%s\", found %s",
+                             item->name, tok_desc(p, desc, sizeof(desc)));
+                else
+                        perr(p, pos, "expected a value after \"%s\" %s, found %s", item->name,
+                             op_names[op], tok_desc(p, desc, sizeof(desc)));
                 return -1;
         }
 
@@ -442,8 +448,8 @@ static int parse_literal(parser_t *p, const item_t *item, cmp_op_t op, lit_t *li
         case EXB_T_INT: {
                 int is_int;
                 if (p->tok.kind != T_NUMBER) {
-                        perr(p, pos, "item \"%s\" is %s: expected a number, found %s%s",
-                             item->name, type_desc(ty), tok_desc(p, desc, sizeof(desc)),
+                        perr(p, pos, "item \"%s\" is %s: expected a number, found %s%s", item->name,
+                             type_desc(ty), tok_desc(p, desc, sizeof(desc)),
                              p->tok.kind == T_STRING ? " (numbers are not quoted)" : "");
                         return -1;
                 }
@@ -469,8 +475,9 @@ static int parse_literal(parser_t *p, const item_t *item, cmp_op_t op, lit_t *li
                         if (tok_number(p, &lit->d, &lit->i, &is_int))
                                 return -1;
                         if (!is_int) {
-                                perr(p, pos, "item \"%s\" is %s: a number must be whole "
-                                             "milliseconds since 1970-01-01T00:00:00Z",
+                                perr(p, pos,
+                                     "item \"%s\" is %s: a number must be whole "
+                                     "milliseconds since 1970-01-01T00:00:00Z",
                                      item->name, type_desc(ty));
                                 return -1;
                         }
@@ -600,7 +607,8 @@ static int parse_item(parser_t *p)
                         if (!strcmp(f->items[slot].name, sc->fields[i].name))
                                 break;
                 if (slot == f->nitems) {
-                        f->items = exb_realloc(f->items, (size_t)(f->nitems + 1) * sizeof(*f->items));
+                        f->items =
+                                exb_realloc(f->items, (size_t)(f->nitems + 1) * sizeof(*f->items));
                         f->items[slot].name = exb_strdup(sc->fields[i].name);
                         f->items[slot].type = sc->fields[i].type;
                         f->items[slot].idx = i;
@@ -629,7 +637,7 @@ static int parse_cmp(parser_t *p)
                 cmp_op_t op = p->tok.op;
                 lit_t lit;
                 next(p);
-                if (parse_literal(p, item, op, &lit))
+                if (parse_literal(p, item, op, 0, &lit))
                         return -1;
                 n = new_node(p, N_CMP);
                 p->f->nodes[n].op = op;
@@ -650,7 +658,7 @@ static int parse_cmp(parser_t *p)
                 for (;;) {
                         lit_t lit;
                         node_t *nd;
-                        if (parse_literal(p, item, OP_EQ, &lit))
+                        if (parse_literal(p, item, OP_EQ, 1, &lit))
                                 return -1;
                         nd = &p->f->nodes[n];
                         nd->lits = exb_realloc(nd->lits, (size_t)(nd->nlits + 1) * sizeof(lit));
@@ -683,7 +691,7 @@ static int parse_cmp(parser_t *p)
                              tok_desc(p, desc, sizeof(desc)));
                         return -1;
                 }
-                if (parse_literal(p, item, OP_EQ, &lit))
+                if (parse_literal(p, item, OP_EQ, 0, &lit))
                         return -1;
                 n = new_node(p, N_STARTS);
                 p->f->nodes[n].item = slot;
@@ -736,8 +744,7 @@ static int parse_unary(parser_t *p)
 
 /* and := unary ("and" unary)*     or := and ("or" and)*
  * A chain becomes one n-ary node. */
-static int parse_chain(parser_t *p, const char *kw, node_kind_t kind,
-                       int (*sub)(parser_t *))
+static int parse_chain(parser_t *p, const char *kw, node_kind_t kind, int (*sub)(parser_t *))
 {
         int first, n, kid;
         if ((first = sub(p)) < 0)

@@ -60,7 +60,8 @@ int exb_mask_parse(const char *spec, exb_mask_t *mask, char *errstr, size_t errs
 {
         memset(mask, 0, sizeof(*mask));
         if (!spec) {
-                exb_errf(errstr, errstr_size, "mask: missing (expected partial:H:T, hash or redact)");
+                exb_errf(errstr, errstr_size,
+                         "mask: missing (expected partial:H:T, hash or redact)");
                 return -1;
         }
         if (!strcmp(spec, "hash")) {
@@ -346,8 +347,7 @@ static int hmac_sha256(const void *secret, size_t secret_len, const void *data, 
         hmac_cache_t *c = hmac_get(secret, secret_len);
         if (!c)
                 return -1;
-        if (EVP_MD_CTX_copy_ex(c->work, c->inner) != 1 ||
-            EVP_DigestUpdate(c->work, data, n) != 1 ||
+        if (EVP_MD_CTX_copy_ex(c->work, c->inner) != 1 || EVP_DigestUpdate(c->work, data, n) != 1 ||
             EVP_DigestFinal_ex(c->work, ih, NULL) != 1 ||
             EVP_MD_CTX_copy_ex(c->work, c->outer) != 1 ||
             EVP_DigestUpdate(c->work, ih, HMAC_LEN) != 1 ||
@@ -358,8 +358,8 @@ static int hmac_sha256(const void *secret, size_t secret_len, const void *data, 
 
 /* ------------------------------------------------------------ apply */
 
-int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in,
-                   const void *secret, size_t secret_len, exb_buf_t *scratch, exb_val_t *out)
+int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in, const void *secret,
+                   size_t secret_len, exb_buf_t *scratch, exb_val_t *out)
 {
         uint8_t md[HMAC_LEN];
         const void *text;
@@ -381,8 +381,8 @@ int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in,
                                          : exb_val_to_text(type, in, scratch))
                         return -1;
                 if (scratch->len)
-                        scratch->len = partial_in_place(scratch->p, scratch->len, mask->head,
-                                                        mask->tail);
+                        scratch->len =
+                                partial_in_place(scratch->p, scratch->len, mask->head, mask->tail);
         } else { /* EXB_MASK_HASH */
                 if (type == EXB_T_STRING) {
                         text = in->u.s.p;

@@ -23,7 +23,12 @@
 
 #include "exb_common.h"
 
-typedef enum { EXB_MASK_NONE = 0, EXB_MASK_PARTIAL, EXB_MASK_HASH, EXB_MASK_REDACT } exb_mask_kind_t;
+typedef enum {
+        EXB_MASK_NONE = 0,
+        EXB_MASK_PARTIAL,
+        EXB_MASK_HASH,
+        EXB_MASK_REDACT
+} exb_mask_kind_t;
 
 typedef struct exb_mask_s {
         exb_mask_kind_t kind;
@@ -54,8 +59,8 @@ exb_type_t exb_mask_result_type(const exb_mask_t *mask, exb_type_t type);
  * secret/secret_len are the HMAC key (hash only; may be NULL/0, which gives a
  * public, dictionary-reversible pseudonym — callers should refuse that).
  * Returns 0, or -1 if scratch's maximum was reached or OpenSSL failed. */
-int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in,
-                   const void *secret, size_t secret_len, exb_buf_t *scratch, exb_val_t *out);
+int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in, const void *secret,
+                   size_t secret_len, exb_buf_t *scratch, exb_val_t *out);
 
 /* APPENDS the text form of a value of the given type to out (the form masks
  * work on; see above). A null value appends nothing. Returns 0 or -1 if

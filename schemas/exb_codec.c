@@ -614,17 +614,22 @@ static int json_base64(exb_buf_t *b, const uint8_t *s, size_t len)
         return exb_buf_putc(b, '"');
 }
 
-/* Shortest %g form that reads back as the same double; non-finite -> null. */
+/* Shortest %g form that reads back as the same double, always with a "."
+ * or an exponent; non-finite -> null (JSON has no NaN or infinity). */
 static int json_double(exb_buf_t *b, double d)
 {
         if (!isfinite(d))
                 return exb_buf_append(b, "null", 4);
-        char tmp[40];
+        char tmp[48];
         for (int prec = 15; prec <= 17; prec++) {
                 snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
                 if (prec == 17 || strtod(tmp, NULL) == d)
                         break;
         }
+        /* "3" -> "3.0": a double stays a double for typed readers, and -0.0
+         * keeps its sign. */
+        if (!strpbrk(tmp, ".e"))
+                strcat(tmp, ".0");
         return exb_buf_append(b, tmp, strlen(tmp));
 }
 
