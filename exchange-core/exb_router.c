@@ -515,7 +515,7 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
 static int64_t on_assign(void *opaque, const char *topic, int32_t partition)
 {
         (void)opaque;
-        EXB_INFO("assigned %s [%d]", topic, (int)partition);
+        EXB_DEBUG("assigned %s [%d]", topic, (int)partition);
         return EXB_OFFSET_STORED;
 }
 

@@ -70,6 +70,8 @@ static json_t *resource_json(sqlite3_stmt *st)
         json_object_set_new(o, "code", json_string((const char *)sqlite3_column_text(st, 0)));
         json_object_set_new(o, "version", json_integer(sqlite3_column_int(st, 2)));
         json_object_set_new(o, "schema_id", json_integer(sqlite3_column_int(st, 3)));
+        const unsigned char *avro = sqlite3_column_text(st, 5);
+        json_object_set_new(o, "avro_schema", avro ? json_string((const char *)avro) : json_null());
         json_object_set_new(o, "resource", res ? res : json_null());
         return o;
 }
@@ -81,7 +83,8 @@ static int catalog_list(exb_cli_t *cli, const char *only)
                 return 1;
         sqlite3_stmt *st;
         sqlite3_prepare_v2(exb_control_db(ctl),
-                           "SELECT code, provider, version, schema_id, json FROM resources"
+                           "SELECT code, provider, version, schema_id, json, avro FROM resources"
+                           " LEFT JOIN schemas ON schemas.id = resources.schema_id"
                            " WHERE ?1 IS NULL OR code = ?1 ORDER BY code",
                            -1, &st, NULL);
         if (only)

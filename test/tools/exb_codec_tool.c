@@ -138,21 +138,20 @@ static long b64decode(const char *s, size_t len, uint8_t *out)
                 return -1;
         long n = 0;
         for (size_t i = 0; i < len; i += 4) {
-                int v[4];
+                int last = i + 4 == len;
+                int pad = last && s[i + 3] == '=' ? (s[i + 2] == '=' ? 2 : 1) : 0;
+                uint32_t w = 0;
                 for (int k = 0; k < 4; k++) {
-                        v[k] = s[i + k] == '=' && i + 4 == len && k >= 2 ? 0 : b64val(s[i + k]);
-                        if (v[k] < 0)
+                        int v = k >= 4 - pad ? 0 : b64val(s[i + k]);
+                        if (v < 0)
                                 return -1;
+                        w = w << 6 | (uint32_t)v;
                 }
-                uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                             (uint32_t)v[3];
                 out[n++] = (uint8_t)(w >> 16);
-                if (s[i + 2] != '=')
+                if (pad < 2)
                         out[n++] = (uint8_t)(w >> 8);
-                if (s[i + 3] != '=')
+                if (pad < 1)
                         out[n++] = (uint8_t)w;
-                else if (s[i + 2] != '=' && 0)
-                        return -1;
         }
         return n;
 }
