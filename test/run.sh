@@ -19,13 +19,11 @@ ops/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DEXB_SANITIZE=ON
         ctest --output-on-failure)
 
 echo "== valgrind: unit tests"
-(cd build && ctest --output-on-failure -R '^unit\.' -T memcheck >/dev/null || true)
-bad=0
-for f in build/Testing/Temporary/MemoryChecker.*.log; do
-        [ -f "$f" ] || continue
-        if grep -qE "(definitely|indirectly) lost: [1-9]|ERROR SUMMARY: [1-9]|Invalid (read|write)" "$f"; then
-                echo "valgrind: $f"; grep -E "lost:|ERROR SUMMARY|Invalid" "$f" | head; bad=1
-        fi
+for t in build/test_*; do
+        [ -x "$t" ] || continue
+        (cd test/unit && valgrind -q --error-exitcode=99 --leak-check=full \
+                --errors-for-leak-kinds=definite,indirect "../../$t" >/dev/null 2>"../../build/$(basename "$t").valgrind") ||
+                { echo "valgrind: $t failed"; tail -n 30 "build/$(basename "$t").valgrind"; exit 1; }
+        echo "valgrind clean: $(basename "$t")"
 done
-[ $bad -eq 0 ] || { echo "valgrind found errors"; exit 1; }
 echo "== all tests passed"
