@@ -6,10 +6,11 @@
  * Logging is quiet by default. librdkafka reports each problem twice: as a
  * log line (log_cb, from its internal threads) and as an error event
  * (error_cb). We log the error events — WARN, or ERROR when fatal — and
- * repeat an identical one only after EXB_KERR_REPEAT_MS, so a broker that is
- * down for an hour gives a line every half minute, not ten a second. Log
- * lines go to DEBUG, except librdkafka warnings about the configuration
- * (facility CONFWARN and friends), which an operator should see.
+ * the same error code of the same handle again only after
+ * EXB_KERR_REPEAT_MS (at DEBUG in between), so a broker that is down for an
+ * hour gives a few lines a minute, not ten a second. Log lines go to DEBUG,
+ * except librdkafka's warnings about the configuration (facility CONFWARN)
+ * and anything critical, which an operator should see.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,12 +37,10 @@ static const char *short_name(const rd_kafka_t *rk)
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-        /* Configuration warnings are shown once at startup: keep them. */
-        if (level <= 4 && (!strcmp(fac, "CONFWARN") || !strcmp(fac, "CONFIG") ||
-                           !strcmp(fac, "GETPID") || !strcmp(fac, "MSGTIMEOUT")))
-                exb_log(1, "kafka %s: %s: %s", short_name(rk), fac, buf);
-        else
-                exb_log(3, "kafka %s: %s: %s", short_name(rk), fac, buf);
+        /* Errors come again through error_cb; configuration warnings are
+         * shown once at startup and are worth reading. */
+        int lvl = level <= 2 ? 0 : (level <= 4 && !strcmp(fac, "CONFWARN")) ? 1 : 3;
+        exb_log(lvl, "kafka %s: %s: %s", short_name(rk), fac, buf);
 }
 
 void exb_klog_debug_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -50,9 +49,41 @@ void exb_klog_debug_cb(const rd_kafka_t *rk, int level, const char *fac, const c
         exb_log(3, "kafka %s: %s: %s", short_name(rk), fac, buf);
 }
 
+/* Last time each (handle, error code) was logged at WARN. librdkafka
+ * appends "(N identical error(s) suppressed)" and similar counters, so the
+ * text alone does not identify a repeat. */
+#define ERR_SLOTS 32
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
-static char err_last[512];
-static int64_t err_last_ms;
+static struct {
+        const rd_kafka_t *rk;
+        int err;
+        int64_t ms;
+} err_seen[ERR_SLOTS];
+
+/* 1 if this (rk, err) was logged less than EXB_KERR_REPEAT_MS ago. */
+static int err_repeat(const rd_kafka_t *rk, int err)
+{
+        int64_t now = exb_mono_ms();
+        int i, oldest = 0, repeat = 0;
+        pthread_mutex_lock(&err_lock);
+        for (i = 0; i < ERR_SLOTS; i++) {
+                if (err_seen[i].rk == rk && err_seen[i].err == err)
+                        break;
+                if (err_seen[i].ms < err_seen[oldest].ms)
+                        oldest = i;
+        }
+        if (i < ERR_SLOTS && now - err_seen[i].ms < EXB_KERR_REPEAT_MS) {
+                repeat = 1;
+        } else {
+                if (i == ERR_SLOTS)
+                        i = oldest;
+                err_seen[i].rk = rk;
+                err_seen[i].err = err;
+                err_seen[i].ms = now;
+        }
+        pthread_mutex_unlock(&err_lock);
+        return repeat;
+}
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -64,19 +95,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                         fstr);
                 return;
         }
-        char line[512];
-        snprintf(line, sizeof(line), "kafka %s: %s: %s", short_name(rk),
-                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-        int64_t now = exb_mono_ms();
-        int repeat;
-        pthread_mutex_lock(&err_lock);
-        repeat = !strcmp(line, err_last) && now - err_last_ms < EXB_KERR_REPEAT_MS;
-        if (!repeat) {
-                memcpy(err_last, line, sizeof(err_last));
-                err_last_ms = now;
-        }
-        pthread_mutex_unlock(&err_lock);
-        exb_log(repeat ? 3 : 1, "%s", line);
+        exb_log(err_repeat(rk, err) ? 3 : 1, "kafka %s: %s: %s", short_name(rk),
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,

@@ -216,9 +216,21 @@ exb_err_t exb_consumer_assign(exb_consumer_t *c, const char *topic, int32_t part
                          topic, (int)partition);
                 return EXB_ERR_INVALID;
         }
+        /* Learn the partition leader first: a fetch that starts before
+         * librdkafka's topic object knows its leader waits for the 500 ms
+         * offset-query retry timer (measured: first message after 501 ms
+         * instead of 2 ms). */
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+        if (rkt) {
+                const struct rd_kafka_metadata *md;
+                if (!rd_kafka_metadata(c->rk, 0, rkt, &md, 5000))
+                        rd_kafka_metadata_destroy(md);
+        }
         rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(tl, topic, partition)->offset = offset;
         rd_kafka_error_t *error = rd_kafka_incremental_assign(c->rk, tl);
+        if (rkt)
+                rd_kafka_topic_destroy(rkt);
         if (!error && c->paused)
                 rd_kafka_pause_partitions(c->rk, tl);
         rd_kafka_topic_partition_list_destroy(tl);

@@ -55,6 +55,7 @@
 
 #include "exb_common.h"
 #include "exb_conf.h"
+#include "exb_kafka.h" /* EXB_OFFSET_BEGINNING, EXB_OFFSET_STORED */
 #include "exb_schema.h"
 
 /* One consumed message, decoded or not. Everything is borrowed for the
@@ -99,14 +100,13 @@ typedef struct exb_sink_result_s {
 typedef struct exb_sink_env_s {
         const char *dept;       /* subscribing department code */
         const char *data_dir;   /* the agent's data.dir */
-        const char *path;       /* sink.path, or NULL if not set */
         const char *cluster_id; /* Kafka cluster id, or NULL if unknown */
 } exb_sink_env_t;
 
 typedef struct exb_sink_plugin_s {
-        const char *name;         /* value of sink.type */
-        const exb_prop_t *props;  /* the sink's own keys (all "sink.*"), or NULL */
-        size_t conf_size;         /* size of the struct props describe (0 if none) */
+        const char *name;        /* value of sink.type */
+        const exb_prop_t *props; /* the sink's own keys (all "sink.*"), or NULL */
+        size_t conf_size;        /* size of the struct props describe (0 if none) */
 
         /* Opens the sink. conf is the struct described by props (borrowed:
          * valid until close). Returns the sink's state, or NULL with errstr. */

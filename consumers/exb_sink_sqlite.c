@@ -57,27 +57,27 @@
 #include <strings.h>
 
 static const exb_prop_t sqlite_props[] = {
-    {"sink.path", EXB_PROP_STR, offsetof(exb_sink_sqlite_conf_t, path), NULL, NULL,
-     "sqlite: the database file (created if missing). Default <data.dir>/consumer-<dept>.db."},
-    {"sink.busy.timeout.ms", EXB_PROP_INT, offsetof(exb_sink_sqlite_conf_t, busy_timeout_ms),
-     "0..600000", "1000",
-     "sqlite: how long a batch waits for a lock held by another connection before it is rolled "
-     "back and retried later (consumption pauses meanwhile)."},
-    {"sink.synchronous", EXB_PROP_ENUM, offsetof(exb_sink_sqlite_conf_t, synchronous),
-     "normal|full", "normal",
-     "sqlite: PRAGMA synchronous. normal is exactly-once across process crashes; full also "
-     "keeps the last batches across a power loss."},
-    {NULL}};
+        {"sink.path", EXB_PROP_STR, offsetof(exb_sink_sqlite_conf_t, path), NULL, NULL,
+         "sqlite: the database file (created if missing). Default <data.dir>/consumer-<dept>.db."},
+        {"sink.busy.timeout.ms", EXB_PROP_INT, offsetof(exb_sink_sqlite_conf_t, busy_timeout_ms),
+         "0..600000", "1000",
+         "sqlite: how long a batch waits for a lock held by another connection before it is rolled "
+         "back and retried later (consumption pauses meanwhile)."},
+        {"sink.synchronous", EXB_PROP_ENUM, offsetof(exb_sink_sqlite_conf_t, synchronous),
+         "normal|full", "normal",
+         "sqlite: PRAGMA synchronous. normal is exactly-once across process crashes; full also "
+         "keeps the last batches across a power loss."},
+        {NULL}};
 
 /* Schema cache entry: how records of one schema id go into one table. */
 typedef struct sq_plan_s {
         char *table;
         int32_t schema_id;
         int nkeys;
-        int *keys;             /* field indexes of the key items */
-        sqlite3_stmt *upsert;  /* binds every field, ?1.. in field order */
-        sqlite3_stmt *del;     /* binds the key fields, in key order */
-        char *error;           /* non-NULL: records of this schema are dead letters */
+        int *keys;            /* field indexes of the key items */
+        sqlite3_stmt *upsert; /* binds every field, ?1.. in field order */
+        sqlite3_stmt *del;    /* binds the key fields, in key order */
+        char *error;          /* non-NULL: records of this schema are dead letters */
 } sq_plan_t;
 
 typedef struct sq_forget_s {
@@ -99,14 +99,15 @@ typedef struct sq_sink_s {
 } sq_sink_t;
 
 static const char *sq_ddl =
-    "CREATE TABLE IF NOT EXISTS exb_offsets(topic TEXT NOT NULL, partition INTEGER NOT NULL,"
-    " next_offset INTEGER NOT NULL, PRIMARY KEY(topic, partition));"
-    "CREATE TABLE IF NOT EXISTS exb_events(event_id TEXT PRIMARY KEY, topic TEXT,"
-    " partition INTEGER, offset INTEGER, at TEXT);"
-    "CREATE TABLE IF NOT EXISTS exb_dead_letters(topic TEXT NOT NULL, partition INTEGER NOT NULL,"
-    " offset INTEGER NOT NULL, key, value BLOB, reason TEXT, at TEXT,"
-    " PRIMARY KEY(topic, partition, offset));"
-    "CREATE TABLE IF NOT EXISTS exb_meta(k TEXT PRIMARY KEY, v TEXT);";
+        "CREATE TABLE IF NOT EXISTS exb_offsets(topic TEXT NOT NULL, partition INTEGER NOT NULL,"
+        " next_offset INTEGER NOT NULL, PRIMARY KEY(topic, partition));"
+        "CREATE TABLE IF NOT EXISTS exb_events(event_id TEXT PRIMARY KEY, topic TEXT,"
+        " partition INTEGER, offset INTEGER, at TEXT);"
+        "CREATE TABLE IF NOT EXISTS exb_dead_letters(topic TEXT NOT NULL, partition INTEGER NOT "
+        "NULL,"
+        " offset INTEGER NOT NULL, key, value BLOB, reason TEXT, at TEXT,"
+        " PRIMARY KEY(topic, partition, offset));"
+        "CREATE TABLE IF NOT EXISTS exb_meta(k TEXT PRIMARY KEY, v TEXT);";
 
 /* -------------------------------------------------------------- utilities */
 
@@ -212,10 +213,10 @@ static int sq_bind_bytes(sqlite3_stmt *st, int i, const void *p, size_t len)
         return sqlite3_bind_blob(st, i, p, (int)len, SQLITE_STATIC);
 }
 
-#define SQ_DAY_MIN (-719528LL)          /* 0000-01-01 */
-#define SQ_DAY_MAX 2932896LL            /* 9999-12-31 */
-#define SQ_MS_MIN (-62167219200000LL)   /* 0000-01-01T00:00:00.000Z */
-#define SQ_MS_MAX 253402300799999LL     /* 9999-12-31T23:59:59.999Z */
+#define SQ_DAY_MIN (-719528LL)         /* 0000-01-01 */
+#define SQ_DAY_MAX 2932896LL           /* 9999-12-31 */
+#define SQ_MS_MIN  (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define SQ_MS_MAX  253402300799999LL   /* 9999-12-31T23:59:59.999Z */
 
 /* Binds one value as its column type. Returns an SQLite code; a value that
  * has no column representation is SQLITE_RANGE with why set. */
@@ -499,8 +500,8 @@ static int sq_plan_build(sq_sink_t *sk, sq_plan_t *p, const exb_schema_t *schema
                 rc = sq_prepare(sk, (char *)b->p, &p->del);
         }
         if (rc != SQLITE_OK && !sq_infra(rc)) {
-                snprintf(msg, sizeof(msg), "table \"%s\", schema %d: %s", p->table,
-                         (int)schema->id, sqlite3_errmsg(sk->db));
+                snprintf(msg, sizeof(msg), "table \"%s\", schema %d: %s", p->table, (int)schema->id,
+                         sqlite3_errmsg(sk->db));
                 p->error = exb_strdup(msg);
                 rc = SQLITE_OK;
         }
@@ -509,8 +510,7 @@ static int sq_plan_build(sq_sink_t *sk, sq_plan_t *p, const exb_schema_t *schema
 
 /* The plan of (table, schema), built on first sight. NULL with *rc set to
  * an infrastructure code if building it failed. */
-static sq_plan_t *sq_plan_get(sq_sink_t *sk, const char *table, const exb_schema_t *schema,
-                              int *rc)
+static sq_plan_t *sq_plan_get(sq_sink_t *sk, const char *table, const exb_schema_t *schema, int *rc)
 {
         if (sk->last_plan >= 0) {
                 sq_plan_t *p = &sk->plans[sk->last_plan];
@@ -549,7 +549,7 @@ static void sq_plan_remove(sq_sink_t *sk, sq_plan_t *p)
 
 /* Runs the record's row change. Returns SQLITE_OK, an infrastructure code,
  * or another code with *why / the db's message for a dead letter. */
-static int sq_apply(sq_sink_t *sk, sq_plan_t *p, const exb_sink_rec_t *r, const char **why)
+static int sq_apply(sq_plan_t *p, const exb_sink_rec_t *r, const char **why)
 {
         const exb_schema_t *s = r->schema;
         const exb_record_t *rec = r->rec;
@@ -558,8 +558,8 @@ static int sq_apply(sq_sink_t *sk, sq_plan_t *p, const exb_sink_rec_t *r, const 
         if (rec->op == EXB_OP_DELETE) {
                 st = p->del;
                 for (int k = 0; k < p->nkeys && rc == SQLITE_OK; k++)
-                        rc = sq_bind_val(st, k + 1, &s->fields[p->keys[k]],
-                                         &rec->vals[p->keys[k]], why);
+                        rc = sq_bind_val(st, k + 1, &s->fields[p->keys[k]], &rec->vals[p->keys[k]],
+                                         why);
         } else {
                 st = p->upsert;
                 for (int f = 0; f < s->nfields && rc == SQLITE_OK; f++)
@@ -676,13 +676,12 @@ static void sq_forget_clear(sq_sink_t *sk)
 /* Rolls the open transaction back and forgets what it may have created. */
 static void sq_rollback(sq_sink_t *sk)
 {
-        if (!sqlite3_get_autocommit(sk->db))
+        if (sk->db && !sqlite3_get_autocommit(sk->db))
                 sq_exec(sk, "ROLLBACK");
         sq_plans_drop(sk);
 }
 
-static exb_err_t sq_fail(sq_sink_t *sk, int rc, const char *what, char *errstr,
-                         size_t errstr_size)
+static exb_err_t sq_fail(sq_sink_t *sk, int rc, const char *what, char *errstr, size_t errstr_size)
 {
         exb_errf(errstr, errstr_size, "sqlite sink %s: %s: %s (%s)", sk->path, what,
                  sqlite3_errmsg(sk->db), sqlite3_errstr(rc));
@@ -704,8 +703,8 @@ static exb_err_t sq_write(void *opaque, const exb_sink_batch_t *batch, exb_sink_
 
         /* Stored next offsets: records below them are already applied. */
         int64_t guard_stack[16];
-        int64_t *guard = batch->npos <= 16 ? guard_stack
-                                           : exb_calloc((size_t)batch->npos, sizeof(int64_t));
+        int64_t *guard =
+                batch->npos <= 16 ? guard_stack : exb_calloc((size_t)batch->npos, sizeof(int64_t));
         exb_err_t ret = EXB_OK;
         for (int i = 0; i < batch->npos; i++) {
                 guard[i] = sq_guard(sk, batch->pos[i].topic, batch->pos[i].partition, &rc);
@@ -755,7 +754,7 @@ static exb_err_t sq_write(void *opaque, const exb_sink_batch_t *batch, exb_sink_
                                         break;
                                 }
                                 const char *why = NULL;
-                                rc = sq_apply(sk, p, r, &why);
+                                rc = sq_apply(p, r, &why);
                                 if (rc == SQLITE_OK)
                                         break;
                                 if (sq_infra(rc)) {
@@ -763,7 +762,7 @@ static exb_err_t sq_write(void *opaque, const exb_sink_batch_t *batch, exb_sink_
                                                       errstr_size);
                                         goto done;
                                 }
-                                if (rc == SQLITE_ERROR && attempt == 0) {
+                                if ((rc & 0xff) == SQLITE_ERROR && attempt == 0) {
                                         /* the table changed under the statement: rebuild */
                                         sq_plan_remove(sk, p);
                                         p = NULL;
@@ -840,7 +839,8 @@ static int64_t sq_offset(void *opaque, const char *topic, int32_t partition, int
                          sk->path, next, topic, (int)partition, hi);
                 int i;
                 for (i = 0; i < sk->nforget; i++)
-                        if (sk->forget[i].partition == partition && !strcmp(sk->forget[i].topic, topic))
+                        if (sk->forget[i].partition == partition &&
+                            !strcmp(sk->forget[i].topic, topic))
                                 break;
                 if (i == sk->nforget) {
                         sk->forget = exb_realloc(sk->forget,
@@ -860,9 +860,8 @@ static void sq_close(void *opaque)
         if (!sk)
                 return;
         sq_rollback(sk);
-        sqlite3_stmt *sts[] = {sk->st_guard,   sk->st_offset,      sk->st_ev_get,
-                               sk->st_ev_put,  sk->st_dead,        sk->st_forget_off,
-                               sk->st_forget_ev};
+        sqlite3_stmt *sts[] = {sk->st_guard, sk->st_offset,     sk->st_ev_get,   sk->st_ev_put,
+                               sk->st_dead,  sk->st_forget_off, sk->st_forget_ev};
         for (size_t i = 0; i < EXB_ARRAY_CNT(sts); i++)
                 sqlite3_finalize(sts[i]);
         sq_forget_clear(sk);
@@ -872,8 +871,7 @@ static void sq_close(void *opaque)
         free(sk);
 }
 
-static void *sq_open(const void *confp, const exb_sink_env_t *env, char *errstr,
-                     size_t errstr_size)
+static void *sq_open(const void *confp, const exb_sink_env_t *env, char *errstr, size_t errstr_size)
 {
         const exb_sink_sqlite_conf_t *conf = confp;
         sq_sink_t *sk = exb_calloc(1, sizeof(*sk));
@@ -908,18 +906,21 @@ static void *sq_open(const void *confp, const exb_sink_env_t *env, char *errstr,
                 sqlite3_stmt **st;
                 const char *sql;
         } stmts[] = {
-            {&sk->st_guard, "SELECT next_offset FROM exb_offsets WHERE topic=?1 AND partition=?2"},
-            {&sk->st_offset,
-             "INSERT INTO exb_offsets VALUES(?1,?2,?3) ON CONFLICT(topic, partition) DO UPDATE"
-             " SET next_offset=max(next_offset, excluded.next_offset)"},
-            {&sk->st_ev_get, "SELECT topic, partition, offset FROM exb_events WHERE event_id=?1"},
-            {&sk->st_ev_put,
-             "INSERT INTO exb_events VALUES(?1,?2,?3,?4,?5) ON CONFLICT(event_id) DO UPDATE SET"
-             " topic=excluded.topic, partition=excluded.partition, offset=excluded.offset,"
-             " at=excluded.at"},
-            {&sk->st_dead, "INSERT OR REPLACE INTO exb_dead_letters VALUES(?1,?2,?3,?4,?5,?6,?7)"},
-            {&sk->st_forget_off, "DELETE FROM exb_offsets WHERE topic=?1 AND partition=?2"},
-            {&sk->st_forget_ev, "DELETE FROM exb_events WHERE topic=?1 AND partition=?2"},
+                {&sk->st_guard,
+                 "SELECT next_offset FROM exb_offsets WHERE topic=?1 AND partition=?2"},
+                {&sk->st_offset,
+                 "INSERT INTO exb_offsets VALUES(?1,?2,?3) ON CONFLICT(topic, partition) DO UPDATE"
+                 " SET next_offset=max(next_offset, excluded.next_offset)"},
+                {&sk->st_ev_get,
+                 "SELECT topic, partition, offset FROM exb_events WHERE event_id=?1"},
+                {&sk->st_ev_put,
+                 "INSERT INTO exb_events VALUES(?1,?2,?3,?4,?5) ON CONFLICT(event_id) DO UPDATE SET"
+                 " topic=excluded.topic, partition=excluded.partition, offset=excluded.offset,"
+                 " at=excluded.at"},
+                {&sk->st_dead,
+                 "INSERT OR REPLACE INTO exb_dead_letters VALUES(?1,?2,?3,?4,?5,?6,?7)"},
+                {&sk->st_forget_off, "DELETE FROM exb_offsets WHERE topic=?1 AND partition=?2"},
+                {&sk->st_forget_ev, "DELETE FROM exb_events WHERE topic=?1 AND partition=?2"},
         };
         for (size_t i = 0; i < EXB_ARRAY_CNT(stmts); i++)
                 if ((rc = sq_prepare(sk, stmts[i].sql, stmts[i].st)) != SQLITE_OK) {
@@ -966,11 +967,11 @@ fail:
 }
 
 const exb_sink_plugin_t exb_sink_sqlite = {
-    .name = "sqlite",
-    .props = sqlite_props,
-    .conf_size = sizeof(exb_sink_sqlite_conf_t),
-    .open = sq_open,
-    .offset = sq_offset,
-    .write = sq_write,
-    .close = sq_close,
+        .name = "sqlite",
+        .props = sqlite_props,
+        .conf_size = sizeof(exb_sink_sqlite_conf_t),
+        .open = sq_open,
+        .offset = sq_offset,
+        .write = sq_write,
+        .close = sq_close,
 };

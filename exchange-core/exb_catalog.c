@@ -352,7 +352,7 @@ static int parse_item(json_t *obj, size_t idx, exb_share_t res_share, const char
         const char *s;
         json_t *v;
 
-        snprintf(pfx, sizeof(pfx), "%s: items[%zu]", res_pfx, idx);
+        exb_errf(pfx, sizeof(pfx), "%s: items[%zu]", res_pfx, idx);
         if (!json_is_object(obj)) {
                 exb_errf(errstr, errstr_size, "%s: must be an object", pfx);
                 return -1;
@@ -367,7 +367,7 @@ static int parse_item(json_t *obj, size_t idx, exb_share_t res_share, const char
                 return -1;
         }
         it->name = exb_strdup(s);
-        snprintf(pfx, sizeof(pfx), "%s: item \"%s\"", res_pfx, s);
+        exb_errf(pfx, sizeof(pfx), "%s: item \"%s\"", res_pfx, s);
 
         if (check_keys(obj, item_keys, pfx, errstr, errstr_size))
                 return -1;
@@ -460,7 +460,7 @@ static exb_resource_t *parse_resource(json_t *obj, const char *where, const char
                          "%s: code \"%s\" is not a resource code ([A-Za-z0-9-]{1,64})", pfx0, s);
                 return NULL;
         }
-        snprintf(pfx, sizeof(pfx), "%s: resource %s", where, s);
+        exb_errf(pfx, sizeof(pfx), "%s: resource %s", where, s);
 
         res = exb_calloc(1, sizeof(*res));
         res->code = exb_strdup(s);
@@ -797,7 +797,7 @@ static int parse_depts(exb_catalog_t *cat, json_t *arr, const char *fname, char 
         cat->depts = exb_calloc(json_array_size(arr) + 1, sizeof(*cat->depts));
         json_array_foreach(arr, i, e)
         {
-                snprintf(pfx, sizeof(pfx), "%s: departments[%zu]", fname, i);
+                exb_errf(pfx, sizeof(pfx), "%s: departments[%zu]", fname, i);
                 if (!json_is_object(e)) {
                         exb_errf(errstr, errstr_size, "%s: must be an object", pfx);
                         return -1;
@@ -877,7 +877,7 @@ exb_catalog_t *exb_catalog_parse(const char *fname, const char *text, size_t len
                 json_array_foreach(ress, i, e)
                 {
                         exb_resource_t *res;
-                        snprintf(pfx, sizeof(pfx), "%s: resources[%zu]", fname, i);
+                        exb_errf(pfx, sizeof(pfx), "%s: resources[%zu]", fname, i);
                         res = parse_resource(e, fname, pfx, errstr, errstr_size);
                         if (!res)
                                 goto fail;

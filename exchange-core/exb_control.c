@@ -384,7 +384,8 @@ exb_control_t *exb_control_new(const char *brokers, const exb_kprop_t *props, in
          * fetch is held for fetch.wait.max.ms). User props come after and win. */
         exb_kprop_t *rprops = exb_calloc((size_t)nprops + 2, sizeof(*rprops));
         rprops[0] = (exb_kprop_t){"fetch.wait.max.ms", "10"};
-        memcpy(rprops + 1, props, sizeof(*props) * (size_t)nprops);
+        if (nprops)
+                memcpy(rprops + 1, props, sizeof(*props) * (size_t)nprops);
         ctl->reader = exb_consumer_new(brokers, NULL, rprops, nprops + 1, NULL, errstr, errstr_size);
         free(rprops);
         if (!ctl->reader)

@@ -649,14 +649,15 @@ static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
         r->stats->in++;
         int32_t id;
         rt_schema_t *s;
-        exb_record_t rec = {.vals = rtr->in_vals};
+        exb_record_t rec = {0}; /* vals set after schema_for(), which may grow in_vals */
         if (m->len > RT_MAX_VALUE) {
                 exb_errf(err, sizeof(err), "value of %zu bytes exceeds %d", m->len, RT_MAX_VALUE);
                 dead_letter(rtr, m, r->res->provider, "decode", err, r, e);
         } else if (exb_frame_schema_id(m->value, m->len, &id, err, sizeof(err)) != EXB_OK ||
                    !(s = schema_for(rtr, r, id, err, sizeof(err)))) {
                 dead_letter(rtr, m, r->res->provider, "schema", err, r, e);
-        } else if (exb_codec_decode(s->schema, m->value, m->len, &rec, err, sizeof(err)) != EXB_OK) {
+        } else if ((rec.vals = rtr->in_vals,
+                    exb_codec_decode(s->schema, m->value, m->len, &rec, err, sizeof(err))) != EXB_OK) {
                 dead_letter(rtr, m, r->res->provider, "decode", err, r, e);
         } else if (exb_validate(&s->bind, &rec, err, sizeof(err)) != EXB_OK) {
                 dead_letter(rtr, m, r->res->provider, "check", err, r, e);
@@ -689,6 +690,20 @@ int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errs
         }
         offsets_advance(rtr);
         return n;
+}
+
+int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size)
+{
+        if (exb_producer_flush(rtr->producer, timeout_ms) != EXB_OK) {
+                exb_errf(errstr, errstr_size, "outputs still in flight after %d ms", timeout_ms);
+                return -1;
+        }
+        if (rtr->fatal) {
+                exb_errf(errstr, errstr_size, "%s", rtr->fatal_err);
+                return -1;
+        }
+        offsets_advance(rtr);
+        return 0;
 }
 
 int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop)

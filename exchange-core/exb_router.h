@@ -51,6 +51,10 @@ void exb_router_destroy(exb_router_t *rtr); /* flushes outputs, commits */
  * stop (fatal delivery error). */
 int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size);
 
+/* Waits until every output produced so far is delivered, then stores the
+ * offsets. Returns 0, or -1 with errstr on timeout or a fatal error. */
+int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size);
+
 /* Loops exb_router_poll until *stop. Returns 0, or 1 after a fatal error. */
 int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop);
 

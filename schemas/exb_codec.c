@@ -40,11 +40,11 @@
 #include <string.h>
 
 #if defined(__GNUC__)
-#define EXB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EXB_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define EXB_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define EXB_COLD __attribute__((cold, noinline))
+#define EXB_COLD        __attribute__((cold, noinline))
 #else
-#define EXB_LIKELY(x) (x)
+#define EXB_LIKELY(x)   (x)
 #define EXB_UNLIKELY(x) (x)
 #define EXB_COLD
 #endif
@@ -54,53 +54,53 @@ static const char *const env_names[] = {"op", "event_id", "source", "ts_ms"};
 /* ------------------------------------------------------------------ UTF-8 */
 
 /* Returns the length of the valid UTF-8 prefix of p[0..len) (== len if all of
- * it is valid). Strict: no overlong forms, no surrogates, max U+10FFFF. */
+ * it is valid). Strict: no overlong forms, no surrogates, max U+10FFFF.
+ * ASCII runs go 8 bytes at a time; a multi-byte character is checked by
+ * decoding its code point, which keeps the branches predictable for CJK text. */
 static size_t utf8_valid_prefix(const uint8_t *p, size_t len)
 {
         size_t i = 0;
         while (i < len) {
-                /* ASCII fast path, 8 bytes at a time. */
-                while (i + 8 <= len) {
-                        uint64_t w;
-                        memcpy(&w, p + i, 8);
-                        if (w & 0x8080808080808080ULL)
-                                break;
-                        i += 8;
-                }
-                if (i >= len)
-                        break;
-                uint8_t c = p[i];
+                uint32_t c = p[i];
                 if (c < 0x80) {
                         i++;
+                        while (i + 8 <= len) {
+                                uint64_t w;
+                                memcpy(&w, p + i, 8);
+                                if (w & 0x8080808080808080ULL)
+                                        break;
+                                i += 8;
+                        }
                         continue;
                 }
-                size_t n;
-                uint8_t lo = 0x80, hi = 0xBF;
-                if (c >= 0xC2 && c <= 0xDF) {
-                        n = 1;
-                } else if (c >= 0xE0 && c <= 0xEF) {
-                        n = 2;
-                        if (c == 0xE0)
-                                lo = 0xA0;
-                        else if (c == 0xED)
-                                hi = 0x9F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                        n = 3;
-                        if (c == 0xF0)
-                                lo = 0x90;
-                        else if (c == 0xF4)
-                                hi = 0x8F;
-                } else {
+                if ((c & 0xF0) == 0xE0) { /* 3 bytes: U+0800..U+FFFF minus surrogates */
+                        if (len - i < 3)
+                                return i;
+                        uint32_t b1 = p[i + 1], b2 = p[i + 2];
+                        if (((b1 & 0xC0) ^ 0x80) | ((b2 & 0xC0) ^ 0x80))
+                                return i;
+                        uint32_t cp = (c & 0x0F) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F);
+                        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
+                                return i;
+                        i += 3;
+                } else if ((c & 0xE0) == 0xC0) { /* 2 bytes: U+0080..U+07FF */
+                        if (len - i < 2 || c < 0xC2 || (p[i + 1] & 0xC0) != 0x80)
+                                return i;
+                        i += 2;
+                } else if ((c & 0xF8) == 0xF0) { /* 4 bytes: U+10000..U+10FFFF */
+                        if (len - i < 4)
+                                return i;
+                        uint32_t b1 = p[i + 1], b2 = p[i + 2], b3 = p[i + 3];
+                        if (((b1 & 0xC0) ^ 0x80) | ((b2 & 0xC0) ^ 0x80) | ((b3 & 0xC0) ^ 0x80))
+                                return i;
+                        uint32_t cp = (c & 0x07) << 18 | (b1 & 0x3F) << 12 | (b2 & 0x3F) << 6 |
+                                      (b3 & 0x3F);
+                        if (cp < 0x10000 || cp > 0x10FFFF)
+                                return i;
+                        i += 4;
+                } else { /* continuation byte or 0xF8..0xFF as a lead byte */
                         return i;
                 }
-                if (len - i <= n)
-                        return i;
-                if (p[i + 1] < lo || p[i + 1] > hi)
-                        return i;
-                for (size_t k = 2; k <= n; k++)
-                        if ((p[i + k] & 0xC0) != 0x80)
-                                return i;
-                i += n + 1;
         }
         return len;
 }
@@ -141,7 +141,7 @@ typedef struct {
 } dec_t;
 
 static EXB_COLD __attribute__((format(printf, 3, 4))) void dec_fail(dec_t *d, size_t off,
-                                                                     const char *fmt, ...)
+                                                                    const char *fmt, ...)
 {
         char msg[256];
         va_list ap;
@@ -270,7 +270,10 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
                 return EXB_ERR_SCHEMA;
         }
 
-        dec_t d = {.buf = buf, .len = len, .pos = EXB_FRAME_HDR, .errstr = errstr,
+        dec_t d = {.buf = buf,
+                   .len = len,
+                   .pos = EXB_FRAME_HDR,
+                   .errstr = errstr,
                    .errstr_size = errstr_size};
         int64_t op;
 
@@ -482,8 +485,8 @@ exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, 
                 case EXB_T_STRING:
                 case EXB_T_BYTES:
                         if (EXB_UNLIKELY((bad = str_bad(v->u.s, f->type == EXB_T_STRING))))
-                                return enc_fail(&w, len0, errstr, errstr_size,
-                                                "field \"%s\": %s", f->name,
+                                return enc_fail(&w, len0, errstr, errstr_size, "field \"%s\": %s",
+                                                f->name,
                                                 bad == 1 ? "NULL string pointer"
                                                          : "invalid UTF-8 in string");
                         wr_long(&w, (int64_t)v->u.s.len);
@@ -571,13 +574,27 @@ static int json_str(exb_buf_t *b, const char *sp, size_t len)
                 const char *e = esc;
                 size_t elen = 2;
                 switch (c) {
-                case '"': e = "\\\""; break;
-                case '\\': e = "\\\\"; break;
-                case '\n': e = "\\n"; break;
-                case '\r': e = "\\r"; break;
-                case '\t': e = "\\t"; break;
-                case '\b': e = "\\b"; break;
-                case '\f': e = "\\f"; break;
+                case '"':
+                        e = "\\\"";
+                        break;
+                case '\\':
+                        e = "\\\\";
+                        break;
+                case '\n':
+                        e = "\\n";
+                        break;
+                case '\r':
+                        e = "\\r";
+                        break;
+                case '\t':
+                        e = "\\t";
+                        break;
+                case '\b':
+                        e = "\\b";
+                        break;
+                case '\f':
+                        e = "\\f";
+                        break;
                 default:
                         memcpy(esc, "\\u00", 4);
                         esc[4] = hex[c >> 4];
@@ -594,7 +611,7 @@ static int json_str(exb_buf_t *b, const char *sp, size_t len)
 static int json_base64(exb_buf_t *b, const uint8_t *s, size_t len)
 {
         static const char tab[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         char q[4];
         if (exb_buf_putc(b, '"'))
                 return -1;
@@ -636,8 +653,8 @@ static int json_double(exb_buf_t *b, double d)
 /* Date range that formats as YYYY-MM-DD: 0000-01-01 .. 9999-12-31. */
 #define DAYS_MIN (-719528)
 #define DAYS_MAX 2932896
-#define MS_MIN ((int64_t)DAYS_MIN * 86400000)
-#define MS_MAX ((int64_t)(DAYS_MAX + 1) * 86400000 - 1)
+#define MS_MIN   ((int64_t)DAYS_MIN * 86400000)
+#define MS_MAX   ((int64_t)(DAYS_MAX + 1) * 86400000 - 1)
 
 int exb_codec_to_json(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out)
 {

@@ -9,9 +9,10 @@
  *
  * The decoder treats its input as hostile: every varint is bounded to 10
  * bytes, every length is checked against the bytes left before anything is
- * touched, union branches and enum symbols are range-checked, and the whole
- * datum must be consumed exactly. It never allocates: string and bytes values
- * point into the input buffer. (Avro C's reader does not bound lengths, which
+ * touched, union branches and enum symbols are range-checked, strings must be
+ * valid UTF-8 (as Avro requires), and the whole datum must be consumed
+ * exactly. It never allocates: string and bytes values point into the input
+ * buffer. (Avro C's reader does not bound lengths, which
  * is why the hot path has its own codec; tests cross-check it against Avro C
  * and an independent Python implementation.)
  */
@@ -22,12 +23,12 @@
 #include "exb_schema.h"
 
 #define EXB_FRAME_MAGIC 0x00
-#define EXB_FRAME_HDR 5
+#define EXB_FRAME_HDR   5
 
 /* Reads the schema id of a framed value. Returns EXB_OK, or EXB_ERR_SCHEMA
  * with errstr if the value is shorter than 5 bytes or the magic byte is wrong. */
-exb_err_t exb_frame_schema_id(const void *buf, size_t len, int32_t *id,
-                              char *errstr, size_t errstr_size);
+exb_err_t exb_frame_schema_id(const void *buf, size_t len, int32_t *id, char *errstr,
+                              size_t errstr_size);
 
 /* Decodes a framed value written with `schema` (whose id must match the
  * frame's). rec->vals must have room for schema->nfields values; nvals is set.
@@ -37,15 +38,21 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
                            exb_record_t *rec, char *errstr, size_t errstr_size);
 
 /* Appends the framed encoding of rec (rec->nvals == schema->nfields) to out.
- * A NULL value in a non-nullable field is an error.
- * Returns EXB_OK, EXB_ERR_INVALID with errstr, or EXB_ERR_FATAL if out's
- * maximum size is exceeded. */
-exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec,
-                           exb_buf_t *out, char *errstr, size_t errstr_size);
+ * Errors (EXB_ERR_INVALID, with errstr naming the field): the schema has no
+ * id (id < 0), a NULL value in a non-nullable field, a string that is not
+ * valid UTF-8, a date outside the int32 range, an op out of range.
+ * Returns EXB_OK, EXB_ERR_INVALID, or EXB_ERR_FATAL if out's maximum size is
+ * exceeded; on error out->len is what it was on entry. */
+exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out,
+                           char *errstr, size_t errstr_size);
 
 /* Renders rec as one JSON object {"op":..,"event_id":..,"source":..,
- * "ts_ms":..,"data":{...}} (dates as "YYYY-MM-DD", timestamps as ISO-8601,
- * bytes as base64) — for `exbus tail`, the JSONL sink and tests. */
+ * "ts_ms":..,"data":{...}} (dates as "YYYY-MM-DD", timestamps as ISO-8601
+ * "2026-01-15T08:30:00.000Z" — both as plain numbers outside years 0..9999 —,
+ * bytes as base64, doubles always with "." or an exponent, NaN/infinity as
+ * null, ts_ms as a number of ms, invalid UTF-8 as U+FFFD) — for `exbus tail`,
+ * the JSONL sink and tests. Returns 0, or -1 (out unchanged) if out's
+ * maximum would be exceeded. */
 int exb_codec_to_json(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out);
 
 #endif

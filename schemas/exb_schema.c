@@ -47,10 +47,13 @@ static const struct {
         const char *avro;
         const char *logical;
 } type_map[] = {
-    {EXB_T_STRING, "string", NULL},  {EXB_T_NUMBER, "double", NULL},
-    {EXB_T_INT, "long", NULL},       {EXB_T_DATE, "int", "date"},
-    {EXB_T_TIMESTAMP, "long", "timestamp-millis"},
-    {EXB_T_BOOL, "boolean", NULL},   {EXB_T_BYTES, "bytes", NULL},
+        {EXB_T_STRING, "string", NULL},
+        {EXB_T_NUMBER, "double", NULL},
+        {EXB_T_INT, "long", NULL},
+        {EXB_T_DATE, "int", "date"},
+        {EXB_T_TIMESTAMP, "long", "timestamp-millis"},
+        {EXB_T_BOOL, "boolean", NULL},
+        {EXB_T_BYTES, "bytes", NULL},
 };
 
 /* Avro names: [A-Za-z_][A-Za-z0-9_]* */
@@ -79,8 +82,8 @@ static json_t *type_json(exb_type_t type)
 }
 
 /* Builds the canonical text. Returns a malloc'ed string or NULL with errstr. */
-static char *schema_text(const char *name, const exb_field_t *fields, int nfields,
-                         char *errstr, size_t errstr_size)
+static char *schema_text(const char *name, const exb_field_t *fields, int nfields, char *errstr,
+                         size_t errstr_size)
 {
         char data_name[512];
         snprintf(data_name, sizeof(data_name), "%s_data", name);
@@ -98,8 +101,8 @@ static char *schema_text(const char *name, const exb_field_t *fields, int nfield
                         json_t *doc = json_string(f->doc);
                         if (!doc) {
                                 exb_errf(errstr, errstr_size,
-                                         "schema %s: field \"%s\": doc is not valid UTF-8",
-                                         name, f->name);
+                                         "schema %s: field \"%s\": doc is not valid UTF-8", name,
+                                         f->name);
                                 json_decref(o);
                                 json_decref(items);
                                 return NULL;
@@ -109,18 +112,18 @@ static char *schema_text(const char *name, const exb_field_t *fields, int nfield
                 json_array_append_new(items, o);
         }
 
-        json_t *root = json_pack(
-            "{s:s, s:s, s:s, s:["
-            "{s:s, s:{s:s, s:s, s:[s,s,s,s]}},"
-            "{s:s, s:s}, {s:s, s:s},"
-            "{s:s, s:{s:s, s:s}},"
-            "{s:s, s:{s:s, s:s, s:o}}]}",
-            "type", "record", "name", name, "namespace", EXB_SCHEMA_NAMESPACE, "fields",
-            "name", "op", "type", "type", "enum", "name", "Op", "symbols", exb_op_name(0),
-            exb_op_name(1), exb_op_name(2), exb_op_name(3), "name", "event_id", "type", "string",
-            "name", "source", "type", "string", "name", "ts_ms", "type", "type", "long",
-            "logicalType", "timestamp-millis", "name", "data", "type", "type", "record", "name",
-            data_name, "fields", items);
+        json_t *root = json_pack("{s:s, s:s, s:s, s:["
+                                 "{s:s, s:{s:s, s:s, s:[s,s,s,s]}},"
+                                 "{s:s, s:s}, {s:s, s:s},"
+                                 "{s:s, s:{s:s, s:s}},"
+                                 "{s:s, s:{s:s, s:s, s:o}}]}",
+                                 "type", "record", "name", name, "namespace", EXB_SCHEMA_NAMESPACE,
+                                 "fields", "name", "op", "type", "type", "enum", "name", "Op",
+                                 "symbols", exb_op_name(0), exb_op_name(1), exb_op_name(2),
+                                 exb_op_name(3), "name", "event_id", "type", "string", "name",
+                                 "source", "type", "string", "name", "ts_ms", "type", "type",
+                                 "long", "logicalType", "timestamp-millis", "name", "data", "type",
+                                 "type", "record", "name", data_name, "fields", items);
         char *text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(root);
         if (!text)
@@ -128,8 +131,8 @@ static char *schema_text(const char *name, const exb_field_t *fields, int nfield
         return text;
 }
 
-exb_schema_t *exb_schema_new(const char *name, const exb_field_t *fields, int nfields,
-                             char *errstr, size_t errstr_size)
+exb_schema_t *exb_schema_new(const char *name, const exb_field_t *fields, int nfields, char *errstr,
+                             size_t errstr_size)
 {
         if (!name_valid(name)) {
                 exb_errf(errstr, errstr_size,
@@ -232,8 +235,8 @@ char *exb_schema_name_for(const char *resource_code, const char *suffix)
         for (const char *p = resource_code; *p; p++) {
                 char c = *p;
                 *o++ = ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-                           ? c
-                           : '_';
+                               ? c
+                               : '_';
         }
         if (suffix && *suffix) {
                 *o++ = '_';
@@ -241,8 +244,8 @@ char *exb_schema_name_for(const char *resource_code, const char *suffix)
                         char c = *p;
                         *o++ = ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
                                 (c >= '0' && c <= '9'))
-                                   ? c
-                                   : '_';
+                                       ? c
+                                       : '_';
                 }
         }
         *o = '\0';
@@ -401,7 +404,7 @@ exb_schema_t *exb_schema_parse(const char *json, size_t len, char *errstr, size_
                         goto done;
 
         const json_t *items =
-            json_object_get(json_object_get(json_array_get(env, 4), "type"), "fields");
+                json_object_get(json_object_get(json_array_get(env, 4), "type"), "fields");
         size_t nitems = json_array_size(items);
         if (nitems < 1 || nitems > 100000) {
                 exb_errf(errstr, errstr_size, "%s: record \"data\" has %zu fields", where, nitems);

@@ -30,27 +30,31 @@
 
 typedef struct exb_field_s {
         char *name;
-        char *doc;        /* may be NULL */
+        char *doc; /* may be NULL */
         exb_type_t type;
         int nullable;
 } exb_field_t;
 
 typedef struct exb_schema_s {
-        int32_t id;       /* schema id (control-plane offset), -1 if not registered */
-        char *name;       /* Avro record name, e.g. R370600_GA_0001 */
+        int32_t id; /* schema id (control-plane offset), -1 if not registered */
+        char *name; /* Avro record name, e.g. R370600_GA_0001 */
         int nfields;
         exb_field_t *fields;
-        char *avro_json;  /* canonical text produced by exb_schema_new() */
+        char *avro_json; /* canonical text produced by exb_schema_new() */
 } exb_schema_t;
 
-/* Builds a schema called `name` from nfields field descriptions (copied).
- * Validates names and parses the produced text with Avro C.
+/* Builds a schema called `name` from nfields (>= 1) field descriptions
+ * (copied). Validates names ([A-Za-z_][A-Za-z0-9_]*, unique), types and docs
+ * (UTF-8) and parses the produced text with Avro C. id starts as -1.
  * Returns NULL with errstr filled in on error. */
-exb_schema_t *exb_schema_new(const char *name, const exb_field_t *fields, int nfields,
-                             char *errstr, size_t errstr_size);
+exb_schema_t *exb_schema_new(const char *name, const exb_field_t *fields, int nfields, char *errstr,
+                             size_t errstr_size);
 
 /* Parses Avro JSON text of the envelope shape above (as stored on the
- * control plane). Any other shape is an error. */
+ * control plane), in any formatting or key order; the result's avro_json is
+ * the canonical text again, so fingerprints match. Any other shape (union not
+ * ["null", T], other op symbols, unsupported types...) is an error: NULL with
+ * errstr. */
 exb_schema_t *exb_schema_parse(const char *json, size_t len, char *errstr, size_t errstr_size);
 
 void exb_schema_destroy(exb_schema_t *schema);

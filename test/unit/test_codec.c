@@ -33,20 +33,20 @@
 
 /* ------------------------------------------------------------- helpers */
 
-#define VNULL ((exb_val_t){.is_null = 1})
+#define VNULL   ((exb_val_t){.is_null = 1})
 #define VS(lit) ((exb_val_t){.u.s = {(lit), sizeof(lit) - 1}})
-#define VI(x) ((exb_val_t){.u.i = (x)})
-#define VD(x) ((exb_val_t){.u.d = (x)})
+#define VI(x)   ((exb_val_t){.u.i = (x)})
+#define VD(x)   ((exb_val_t){.u.d = (x)})
 
 /* All types, nullable and required; id 7. */
 static const exb_field_t all_fields[] = {
-    {"key", "键", EXB_T_STRING, 0},   {"s", NULL, EXB_T_STRING, 1},
-    {"n", NULL, EXB_T_NUMBER, 1},     {"i", NULL, EXB_T_INT, 1},
-    {"d", NULL, EXB_T_DATE, 1},       {"t", NULL, EXB_T_TIMESTAMP, 1},
-    {"l", NULL, EXB_T_BOOL, 1},       {"b", NULL, EXB_T_BYTES, 1},
-    {"rn", NULL, EXB_T_NUMBER, 0},    {"ri", NULL, EXB_T_INT, 0},
-    {"rd", NULL, EXB_T_DATE, 0},      {"rt", NULL, EXB_T_TIMESTAMP, 0},
-    {"rl", NULL, EXB_T_BOOL, 0},      {"rb", NULL, EXB_T_BYTES, 0},
+        {"key", "键", EXB_T_STRING, 0}, {"s", NULL, EXB_T_STRING, 1},
+        {"n", NULL, EXB_T_NUMBER, 1},   {"i", NULL, EXB_T_INT, 1},
+        {"d", NULL, EXB_T_DATE, 1},     {"t", NULL, EXB_T_TIMESTAMP, 1},
+        {"l", NULL, EXB_T_BOOL, 1},     {"b", NULL, EXB_T_BYTES, 1},
+        {"rn", NULL, EXB_T_NUMBER, 0},  {"ri", NULL, EXB_T_INT, 0},
+        {"rd", NULL, EXB_T_DATE, 0},    {"rt", NULL, EXB_T_TIMESTAMP, 0},
+        {"rl", NULL, EXB_T_BOOL, 0},    {"rb", NULL, EXB_T_BYTES, 0},
 };
 #define ALL_N ((int)EXB_ARRAY_CNT(all_fields))
 
@@ -54,12 +54,11 @@ static const exb_field_t all_fields[] = {
  * Offsets of a record made with H_PREFIX: 0-4 frame, 5 op, 6-7 event_id "e",
  * 8-9 source "G", 10 ts_ms 1, 11-12 key "k", 13 s, then i, d, t, l, n, b. */
 static const exb_field_t h_fields[] = {
-    {"k", NULL, EXB_T_STRING, 0}, {"s", NULL, EXB_T_STRING, 1},
-    {"i", NULL, EXB_T_INT, 1},    {"d", NULL, EXB_T_DATE, 1},
-    {"t", NULL, EXB_T_TIMESTAMP, 1}, {"l", NULL, EXB_T_BOOL, 1},
-    {"n", NULL, EXB_T_NUMBER, 1}, {"b", NULL, EXB_T_BYTES, 1},
+        {"k", NULL, EXB_T_STRING, 0}, {"s", NULL, EXB_T_STRING, 1},    {"i", NULL, EXB_T_INT, 1},
+        {"d", NULL, EXB_T_DATE, 1},   {"t", NULL, EXB_T_TIMESTAMP, 1}, {"l", NULL, EXB_T_BOOL, 1},
+        {"n", NULL, EXB_T_NUMBER, 1}, {"b", NULL, EXB_T_BYTES, 1},
 };
-#define H_N ((int)EXB_ARRAY_CNT(h_fields))
+#define H_N      ((int)EXB_ARRAY_CNT(h_fields))
 #define H_PREFIX "00 00000001 00 0265 0247 02 026b "
 
 static exb_schema_t *mk_schema(const char *name, const exb_field_t *f, int n, int32_t id)
@@ -200,12 +199,24 @@ static exb_str_t rnd_str(arena_t *a, int utf8)
                 }
                 uint32_t cp;
                 switch (rnd_below(6)) {
-                case 0: cp = (uint32_t)rnd_below(0x80); break; /* incl. NUL and controls */
-                case 1: cp = 0x80 + (uint32_t)rnd_below(0x800 - 0x80); break;
-                case 2: cp = 0x4E00 + (uint32_t)rnd_below(0x9FFF - 0x4E00); break;
-                case 3: cp = 0x10000 + (uint32_t)rnd_below(0x10FFFF - 0x10000); break;
-                case 4: cp = 0xE000 + (uint32_t)rnd_below(0x2000); break;
-                default: cp = 0x20 + (uint32_t)rnd_below(0x5F); break;
+                case 0:
+                        cp = (uint32_t)rnd_below(0x80);
+                        break; /* incl. NUL and controls */
+                case 1:
+                        cp = 0x80 + (uint32_t)rnd_below(0x800 - 0x80);
+                        break;
+                case 2:
+                        cp = 0x4E00 + (uint32_t)rnd_below(0x9FFF - 0x4E00);
+                        break;
+                case 3:
+                        cp = 0x10000 + (uint32_t)rnd_below(0x10FFFF - 0x10000);
+                        break;
+                case 4:
+                        cp = 0xE000 + (uint32_t)rnd_below(0x2000);
+                        break;
+                default:
+                        cp = 0x20 + (uint32_t)rnd_below(0x5F);
+                        break;
                 }
                 o += put_utf8(o, cp);
         }
@@ -231,12 +242,22 @@ static void rnd_record(const exb_schema_t *s, arena_t *a, exb_record_t *rec, exb
                         continue;
                 }
                 switch (s->fields[i].type) {
-                case EXB_T_STRING: v->u.s = rnd_str(a, 1); break;
-                case EXB_T_BYTES: v->u.s = rnd_str(a, 0); break;
+                case EXB_T_STRING:
+                        v->u.s = rnd_str(a, 1);
+                        break;
+                case EXB_T_BYTES:
+                        v->u.s = rnd_str(a, 0);
+                        break;
                 case EXB_T_INT:
-                case EXB_T_TIMESTAMP: v->u.i = rnd_int(); break;
-                case EXB_T_DATE: v->u.i = (int32_t)rnd_int(); break;
-                case EXB_T_BOOL: v->u.i = (int64_t)rnd_below(2); break;
+                case EXB_T_TIMESTAMP:
+                        v->u.i = rnd_int();
+                        break;
+                case EXB_T_DATE:
+                        v->u.i = (int32_t)rnd_int();
+                        break;
+                case EXB_T_BOOL:
+                        v->u.i = (int64_t)rnd_below(2);
+                        break;
                 case EXB_T_NUMBER: {
                         uint64_t bits = rnd();
                         memcpy(&v->u.d, &bits, 8);
@@ -257,15 +278,15 @@ static void test_frame(void **state)
                 int32_t id;
                 const char *err;
         } cases[] = {
-            {"00 00000000", EXB_OK, 0, NULL},
-            {"00 0000002a 0102", EXB_OK, 42, NULL},
-            {"00 7fffffff", EXB_OK, INT32_MAX, NULL},
-            {"00 12345678 ff", EXB_OK, 0x12345678, NULL},
-            {"", EXB_ERR_SCHEMA, 0, "value is 0 bytes, shorter than the 5-byte frame header"},
-            {"00", EXB_ERR_SCHEMA, 0, "value is 1 bytes, shorter than the 5-byte frame header"},
-            {"00 000000", EXB_ERR_SCHEMA, 0, "value is 4 bytes, shorter"},
-            {"01 00000001 00", EXB_ERR_SCHEMA, 0, "wrong magic byte 0x01 (expected 0x00)"},
-            {"7b 22 6f 70 22", EXB_ERR_SCHEMA, 0, "wrong magic byte 0x7b"},
+                {"00 00000000", EXB_OK, 0, NULL},
+                {"00 0000002a 0102", EXB_OK, 42, NULL},
+                {"00 7fffffff", EXB_OK, INT32_MAX, NULL},
+                {"00 12345678 ff", EXB_OK, 0x12345678, NULL},
+                {"", EXB_ERR_SCHEMA, 0, "value is 0 bytes, shorter than the 5-byte frame header"},
+                {"00", EXB_ERR_SCHEMA, 0, "value is 1 bytes, shorter than the 5-byte frame header"},
+                {"00 000000", EXB_ERR_SCHEMA, 0, "value is 4 bytes, shorter"},
+                {"01 00000001 00", EXB_ERR_SCHEMA, 0, "wrong magic byte 0x01 (expected 0x00)"},
+                {"7b 22 6f 70 22", EXB_ERR_SCHEMA, 0, "wrong magic byte 0x7b"},
         };
         for (size_t i = 0; i < EXB_ARRAY_CNT(cases); i++) {
                 size_t len;
@@ -288,13 +309,13 @@ static void test_frame(void **state)
 /* Bytes written by Apache Avro (Python, avro 1.12) for this record, after a
  * Confluent frame with schema id 42. */
 static const char golden_hex[] =
-    "000000002a0004653104474180edb48cf86624333730363032313939303031303131323334020ce5bca0e4b889"
-    "02927200020c333730363032";
+        "000000002a0004653104474180edb48cf86624333730363032313939303031303131323334020ce5bca0e4b889"
+        "02927200020c333730363032";
 
 static const exb_field_t population[] = {
-    {"id_number", "公民身份号码", EXB_T_STRING, 0}, {"name", "姓名", EXB_T_STRING, 1},
-    {"birth_date", "出生日期", EXB_T_DATE, 1},      {"address", "户籍地址", EXB_T_STRING, 1},
-    {"region", "行政区划代码", EXB_T_STRING, 1},
+        {"id_number", "公民身份号码", EXB_T_STRING, 0}, {"name", "姓名", EXB_T_STRING, 1},
+        {"birth_date", "出生日期", EXB_T_DATE, 1},      {"address", "户籍地址", EXB_T_STRING, 1},
+        {"region", "行政区划代码", EXB_T_STRING, 1},
 };
 
 static void test_golden(void **state)
@@ -324,11 +345,12 @@ static void test_golden(void **state)
         exb_buf_reset(&out);
         assert_int_equal(exb_codec_to_json(s, &got, &out), 0);
         exb_buf_cstr(&out);
-        assert_string_equal((char *)out.p,
-                            "{\"op\":\"CREATE\",\"event_id\":\"e1\",\"source\":\"GA\","
-                            "\"ts_ms\":1768465800000,\"data\":{\"id_number\":\"370602199001011234\","
-                            "\"name\":\"张三\",\"birth_date\":\"1990-01-01\",\"address\":null,"
-                            "\"region\":\"370602\"}}");
+        assert_string_equal(
+                (char *)out.p,
+                "{\"op\":\"CREATE\",\"event_id\":\"e1\",\"source\":\"GA\","
+                "\"ts_ms\":1768465800000,\"data\":{\"id_number\":\"370602199001011234\","
+                "\"name\":\"张三\",\"birth_date\":\"1990-01-01\",\"address\":null,"
+                "\"region\":\"370602\"}}");
         free(golden);
         exb_buf_free(&out);
         exb_schema_destroy(s);
@@ -386,38 +408,79 @@ static void test_roundtrip_types(void **state)
                 int field;
                 exb_val_t v;
         } cases[] = {
-            {0, VS("")},  {0, VS("370602199001011234")}, {0, VS(big_utf8)},
-            {0, VS("with\0nul")},
-            {1, VNULL},   {1, VS("")},  {1, VS("张三")},
-            {2, VNULL},   {2, VD(0.0)}, {2, VD(-0.0)}, {2, VD(1.5)}, {2, VD(-1e308)},
-            {2, VD(4.9e-324)}, {2, VD(NAN)}, {2, VD(INFINITY)}, {2, VD(-INFINITY)},
-            {3, VNULL},   {3, VI(0)},   {3, VI(-1)},   {3, VI(1)},  {3, VI(63)}, {3, VI(-64)},
-            {3, VI(64)},  {3, VI(-65)}, {3, VI(8191)}, {3, VI(8192)}, {3, VI(INT64_MAX)},
-            {3, VI(INT64_MIN)}, {3, VI(INT64_MIN + 1)}, {3, VI(4294967296LL)},
-            {4, VNULL},   {4, VI(0)},   {4, VI(-1)},   {4, VI(INT32_MAX)}, {4, VI(INT32_MIN)},
-            {4, VI(7305)}, {4, VI(-719162)},
-            {5, VNULL},   {5, VI(0)},   {5, VI(1768465800000LL)}, {5, VI(-62135596800000LL)},
-            {5, VI(INT64_MAX)}, {5, VI(INT64_MIN)},
-            {6, VNULL},   {6, VI(0)},   {6, VI(1)},
-            {7, VNULL},   {7, VS("")},  {7, {.u.s = {nul_bytes, sizeof(nul_bytes) - 1}}},
-            {8, VD(-0.0)}, {8, VD(3.141592653589793)},
-            {9, VI(INT64_MIN)}, {9, VI(INT64_MAX)},
-            {10, VI(INT32_MIN)}, {10, VI(INT32_MAX)},
-            {11, VI(INT64_MIN)}, {11, VI(-1)},
-            {12, VI(0)},  {12, VI(1)},
-            {13, VS("")}, {13, VS("\x00\x01\x02\xfe\xff")},
+                {0, VS("")},
+                {0, VS("370602199001011234")},
+                {0, VS(big_utf8)},
+                {0, VS("with\0nul")},
+                {1, VNULL},
+                {1, VS("")},
+                {1, VS("张三")},
+                {2, VNULL},
+                {2, VD(0.0)},
+                {2, VD(-0.0)},
+                {2, VD(1.5)},
+                {2, VD(-1e308)},
+                {2, VD(4.9e-324)},
+                {2, VD(NAN)},
+                {2, VD(INFINITY)},
+                {2, VD(-INFINITY)},
+                {3, VNULL},
+                {3, VI(0)},
+                {3, VI(-1)},
+                {3, VI(1)},
+                {3, VI(63)},
+                {3, VI(-64)},
+                {3, VI(64)},
+                {3, VI(-65)},
+                {3, VI(8191)},
+                {3, VI(8192)},
+                {3, VI(INT64_MAX)},
+                {3, VI(INT64_MIN)},
+                {3, VI(INT64_MIN + 1)},
+                {3, VI(4294967296LL)},
+                {4, VNULL},
+                {4, VI(0)},
+                {4, VI(-1)},
+                {4, VI(INT32_MAX)},
+                {4, VI(INT32_MIN)},
+                {4, VI(7305)},
+                {4, VI(-719162)},
+                {5, VNULL},
+                {5, VI(0)},
+                {5, VI(1768465800000LL)},
+                {5, VI(-62135596800000LL)},
+                {5, VI(INT64_MAX)},
+                {5, VI(INT64_MIN)},
+                {6, VNULL},
+                {6, VI(0)},
+                {6, VI(1)},
+                {7, VNULL},
+                {7, VS("")},
+                {7, {.u.s = {nul_bytes, sizeof(nul_bytes) - 1}}},
+                {8, VD(-0.0)},
+                {8, VD(3.141592653589793)},
+                {9, VI(INT64_MIN)},
+                {9, VI(INT64_MAX)},
+                {10, VI(INT32_MIN)},
+                {10, VI(INT32_MAX)},
+                {11, VI(INT64_MIN)},
+                {11, VI(-1)},
+                {12, VI(0)},
+                {12, VI(1)},
+                {13, VS("")},
+                {13, VS("\x00\x01\x02\xfe\xff")},
         };
         /* A base record with every field set. */
-        exb_val_t base[ALL_N] = {VS("k1"),  VS("s"),  VD(2.5), VI(3),   VI(4),
-                                 VI(5),     VI(1),    VS("b"), VD(-2.5), VI(-3),
-                                 VI(-4),    VI(-5),   VI(0),   VS("rb")};
+        exb_val_t base[ALL_N] = {VS("k1"), VS("s"),  VD(2.5), VI(3),  VI(4),  VI(5), VI(1),
+                                 VS("b"),  VD(-2.5), VI(-3),  VI(-4), VI(-5), VI(0), VS("rb")};
         exb_val_t vals[ALL_N];
         for (size_t c = 0; c < EXB_ARRAY_CNT(cases); c++) {
                 memcpy(vals, base, sizeof(vals));
                 vals[cases[c].field] = cases[c].v;
                 for (int op = 0; op < EXB_OP_CNT; op += 3) {
-                        exb_record_t rec = {(exb_op_t)op, EXB_STR("evt-1"), EXB_STR("GA"),
-                                            1768465800000LL, ALL_N, vals};
+                        exb_record_t rec = {(exb_op_t)op,  EXB_STR("evt-1"),
+                                            EXB_STR("GA"), 1768465800000LL,
+                                            ALL_N,         vals};
                         char what[64];
                         snprintf(what, sizeof(what), "case %zu (field %s)", c,
                                  all_fields[cases[c].field].name);
@@ -455,8 +518,9 @@ static void test_roundtrip_types(void **state)
                         assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)), EXB_OK);
                         exb_val_t got_vals[ALL_N];
                         exb_record_t got = {.vals = got_vals};
-                        assert_int_equal(exb_codec_decode(s, out.p, out.len, &got, err, sizeof(err)),
-                                         EXB_OK);
+                        assert_int_equal(
+                                exb_codec_decode(s, out.p, out.len, &got, err, sizeof(err)),
+                                EXB_OK);
                         assert_null(rec_diff(s, &rec, &got));
                         exb_buf_free(&out);
                 }
@@ -504,69 +568,76 @@ static void test_hostile(void **state)
                 const char *hex;
                 const char *err; /* NULL: must decode */
         } cases[] = {
-            {H_PREFIX H_NULLS, NULL},
-            {H_PREFIX "02 02 78 02 01 02 01 02 02 02 00 02 000000000000f03f 02 00", NULL},
-            /* non-minimal varints are valid Avro */
-            {H_PREFIX "00 02 8000 00 00 00 00 00", NULL},
-            {H_PREFIX "00 02 ffffffffffffffffff01 00 00 00 00 00", NULL}, /* INT64_MIN */
-            {"", "value is 0 bytes, shorter than the 5-byte frame header"},
-            {"00 000000", "value is 4 bytes, shorter than the 5-byte frame header"},
-            {"01 00000001 00 0265 0247 02 026b" H_NULLS, "wrong magic byte 0x01"},
-            {"00 00000002 00 0265 0247 02 026b" H_NULLS, "schema id 2 in the frame, but decoding "
-                                                         "with schema 1 (RH)"},
-            {"00 00000001", "field \"op\": truncated varint: value ends after 0 bytes (offset 5)"},
-            {"00 00000001 08", "field \"op\": enum index 4 out of range 0..3 (offset 5)"},
-            {"00 00000001 01", "field \"op\": enum index -1 out of range 0..3 (offset 5)"},
-            {"00 00000001 00 80a4e803 6565",
-             "field \"event_id\": string length 4000000 exceeds the 2 bytes left (offset 6)"},
-            {"00 00000001 00 feffffff0f",
-             "field \"event_id\": string length 2147483647 exceeds the 0 bytes left (offset 6)"},
-            {"00 00000001 00 ffffffffffffffffff01",
-             "field \"event_id\": negative string length -9223372036854775808 (offset 6)"},
-            {"00 00000001 00 03 65", "field \"event_id\": negative string length -2 (offset 6)"},
-            {"00 00000001 00 0265 0247", "field \"ts_ms\": truncated varint: value ends after 0 bytes (offset 10)"},
-            {"00 00000001 00 0265 0247 02", "field \"k\": truncated varint: value ends after 0 bytes (offset 11)"},
-            {"00 00000001 00 0265 0247 02 0a6b",
-             "field \"k\": string length 5 exceeds the 1 bytes left (offset 11)"},
-            {H_PREFIX, "field \"s\": truncated varint: value ends after 0 bytes (offset 13)"},
-            {H_PREFIX "04" H_NULLS,
-             "field \"s\": union index 2 out of range 0..1 (0 = null, 1 = value) (offset 13)"},
-            {H_PREFIX "01" H_NULLS, "field \"s\": union index -1 out of range 0..1"},
-            {H_PREFIX "8080808080808080808001",
-             "field \"s\": varint longer than 10 bytes (offset 13)"},
-            {H_PREFIX "00 02 80808080808080808080 01",
-             "field \"i\": varint longer than 10 bytes (offset 15)"},
-            {H_PREFIX "00 02 ffffffffffffffffff02",
-             "field \"i\": varint overflows 64 bits (offset 15)"},
-            {H_PREFIX "00 02 ffffffffffffffffff7f",
-             "field \"i\": varint overflows 64 bits (offset 15)"},
-            {H_PREFIX "00 02 8080", "field \"i\": truncated varint: value ends after 2 bytes "
-                                    "(offset 15)"},
-            {H_PREFIX "02 80a4e803 00 00 00 00 00 00",
-             "field \"s\": string length 4000000 exceeds the 6 bytes left (offset 14)"},
-            {H_PREFIX "02 04 c080 00 00 00 00 00 00",
-             "field \"s\": invalid UTF-8 in string (offset 15)"},
-            {H_PREFIX "02 08 41 eda080 00 00 00 00 00 00",
-             "field \"s\": invalid UTF-8 in string (offset 16)"}, /* surrogate */
-            {H_PREFIX "02 08 f5808080 00 00 00 00 00 00", "invalid UTF-8 in string"},
-            {H_PREFIX "02 08 f4908080 00 00 00 00 00 00", "invalid UTF-8 in string"}, /* >10FFFF */
-            {H_PREFIX "02 06 41 e4b8 00 00 00 00 00 00", "invalid UTF-8 in string (offset 16)"},
-            {H_PREFIX "02 02 80 00 00 00 00 00 00", "invalid UTF-8 in string"},
-            {H_PREFIX "00 00 02 8080808010 00 00 00 00",
-             "field \"d\": date 2147483648 is out of the Avro int range (offset 16)"},
-            {H_PREFIX "00 00 02 8180808010 00 00 00 00",
-             "field \"d\": date -2147483649 is out of the Avro int range"},
-            {H_PREFIX "00 00 00 00 02 02 00 00",
-             "field \"l\": boolean byte 0x02 is neither 0 nor 1 (offset 18)"},
-            {H_PREFIX "00 00 00 00 02 ff 00 00", "field \"l\": boolean byte 0xff is neither"},
-            {H_PREFIX "00 00 00 00 02", "field \"l\": truncated boolean: no bytes left (offset 18)"},
-            {H_PREFIX "00 00 00 00 00 02 000000",
-             "field \"n\": truncated double: 8 bytes needed, 3 left (offset 19)"},
-            {H_PREFIX "00 00 00 00 00 00 02 80a4e803",
-             "field \"b\": bytes length 4000000 exceeds the 0 bytes left (offset 20)"},
-            {H_PREFIX "00 00 00 00 00 00 02 0f", "field \"b\": negative bytes length -8"},
-            {H_PREFIX H_NULLS " 00", "1 trailing bytes after the record (offset 20)"},
-            {H_PREFIX H_NULLS " 00000000", "4 trailing bytes after the record (offset 20)"},
+                {H_PREFIX H_NULLS, NULL},
+                {H_PREFIX "02 02 78 02 01 02 01 02 02 02 00 02 000000000000f03f 02 00", NULL},
+                /* non-minimal varints are valid Avro */
+                {H_PREFIX "00 02 8000 00 00 00 00 00", NULL},
+                {H_PREFIX "00 02 ffffffffffffffffff01 00 00 00 00 00", NULL}, /* INT64_MIN */
+                {"", "value is 0 bytes, shorter than the 5-byte frame header"},
+                {"00 000000", "value is 4 bytes, shorter than the 5-byte frame header"},
+                {"01 00000001 00 0265 0247 02 026b" H_NULLS, "wrong magic byte 0x01"},
+                {"00 00000002 00 0265 0247 02 026b" H_NULLS,
+                 "schema id 2 in the frame, but decoding "
+                 "with schema 1 (RH)"},
+                {"00 00000001",
+                 "field \"op\": truncated varint: value ends after 0 bytes (offset 5)"},
+                {"00 00000001 08", "field \"op\": enum index 4 out of range 0..3 (offset 5)"},
+                {"00 00000001 01", "field \"op\": enum index -1 out of range 0..3 (offset 5)"},
+                {"00 00000001 00 80a4e803 6565",
+                 "field \"event_id\": string length 4000000 exceeds the 2 bytes left (offset 6)"},
+                {"00 00000001 00 feffffff0f", "field \"event_id\": string length 2147483647 "
+                                              "exceeds the 0 bytes left (offset 6)"},
+                {"00 00000001 00 ffffffffffffffffff01",
+                 "field \"event_id\": negative string length -9223372036854775808 (offset 6)"},
+                {"00 00000001 00 03 65",
+                 "field \"event_id\": negative string length -2 (offset 6)"},
+                {"00 00000001 00 0265 0247",
+                 "field \"ts_ms\": truncated varint: value ends after 0 bytes (offset 10)"},
+                {"00 00000001 00 0265 0247 02",
+                 "field \"k\": truncated varint: value ends after 0 bytes (offset 11)"},
+                {"00 00000001 00 0265 0247 02 0a6b",
+                 "field \"k\": string length 5 exceeds the 1 bytes left (offset 11)"},
+                {H_PREFIX, "field \"s\": truncated varint: value ends after 0 bytes (offset 13)"},
+                {H_PREFIX "04" H_NULLS,
+                 "field \"s\": union index 2 out of range 0..1 (0 = null, 1 = value) (offset 13)"},
+                {H_PREFIX "01" H_NULLS, "field \"s\": union index -1 out of range 0..1"},
+                {H_PREFIX "8080808080808080808001",
+                 "field \"s\": varint longer than 10 bytes (offset 13)"},
+                {H_PREFIX "00 02 80808080808080808080 01",
+                 "field \"i\": varint longer than 10 bytes (offset 15)"},
+                {H_PREFIX "00 02 ffffffffffffffffff02",
+                 "field \"i\": varint overflows 64 bits (offset 15)"},
+                {H_PREFIX "00 02 ffffffffffffffffff7f",
+                 "field \"i\": varint overflows 64 bits (offset 15)"},
+                {H_PREFIX "00 02 8080", "field \"i\": truncated varint: value ends after 2 bytes "
+                                        "(offset 15)"},
+                {H_PREFIX "02 80a4e803 00 00 00 00 00 00",
+                 "field \"s\": string length 4000000 exceeds the 6 bytes left (offset 14)"},
+                {H_PREFIX "02 04 c080 00 00 00 00 00 00",
+                 "field \"s\": invalid UTF-8 in string (offset 15)"},
+                {H_PREFIX "02 08 41 eda080 00 00 00 00 00 00",
+                 "field \"s\": invalid UTF-8 in string (offset 16)"}, /* surrogate */
+                {H_PREFIX "02 08 f5808080 00 00 00 00 00 00", "invalid UTF-8 in string"},
+                {H_PREFIX "02 08 f4908080 00 00 00 00 00 00",
+                 "invalid UTF-8 in string"}, /* >10FFFF */
+                {H_PREFIX "02 06 41 e4b8 00 00 00 00 00 00", "invalid UTF-8 in string (offset 16)"},
+                {H_PREFIX "02 02 80 00 00 00 00 00 00", "invalid UTF-8 in string"},
+                {H_PREFIX "00 00 02 8080808010 00 00 00 00",
+                 "field \"d\": date 2147483648 is out of the Avro int range (offset 16)"},
+                {H_PREFIX "00 00 02 8180808010 00 00 00 00",
+                 "field \"d\": date -2147483649 is out of the Avro int range"},
+                {H_PREFIX "00 00 00 00 02 02 00 00",
+                 "field \"l\": boolean byte 0x02 is neither 0 nor 1 (offset 18)"},
+                {H_PREFIX "00 00 00 00 02 ff 00 00", "field \"l\": boolean byte 0xff is neither"},
+                {H_PREFIX "00 00 00 00 02",
+                 "field \"l\": truncated boolean: no bytes left (offset 18)"},
+                {H_PREFIX "00 00 00 00 00 02 000000",
+                 "field \"n\": truncated double: 8 bytes needed, 3 left (offset 19)"},
+                {H_PREFIX "00 00 00 00 00 00 02 80a4e803",
+                 "field \"b\": bytes length 4000000 exceeds the 0 bytes left (offset 20)"},
+                {H_PREFIX "00 00 00 00 00 00 02 0f", "field \"b\": negative bytes length -8"},
+                {H_PREFIX H_NULLS " 00", "1 trailing bytes after the record (offset 20)"},
+                {H_PREFIX H_NULLS " 00000000", "4 trailing bytes after the record (offset 20)"},
         };
         for (size_t i = 0; i < EXB_ARRAY_CNT(cases); i++) {
                 size_t len;
@@ -635,30 +706,36 @@ static void test_encode_errors(void **state)
                 exb_err_t rc;
                 const char *err;
         } cases[] = {
-            {0, EXB_STR("e"), H_N, 0, VNULL, 1, EXB_ERR_INVALID,
-             "field \"k\": null value for a required field"},
-            {0, EXB_STR("e"), H_N, 3, VI(2147483648LL), 1, EXB_ERR_INVALID,
-             "field \"d\": date 2147483648 is out of the Avro int range"},
-            {0, EXB_STR("e"), H_N, 3, VI(-2147483649LL), 1, EXB_ERR_INVALID,
-             "field \"d\": date -2147483649 is out of the Avro int range"},
-            {0, EXB_STR("e"), H_N, 1, VS(bad_utf8), 1, EXB_ERR_INVALID,
-             "field \"s\": invalid UTF-8 in string"},
-            {0, EXB_STR("e"), H_N, 1, {.u.s = {NULL, 3}}, 1, EXB_ERR_INVALID,
-             "field \"s\": NULL string pointer"},
-            {0, EXB_STR(bad_utf8), H_N, 1, VNULL, 1, EXB_ERR_INVALID,
-             "field \"event_id\": invalid UTF-8 in string"},
-            {0, EXB_STR("e"), 3, 1, VNULL, 1, EXB_ERR_INVALID,
-             "record has 3 values, schema RH has 8 fields"},
-            {(exb_op_t)9, EXB_STR("e"), H_N, 1, VNULL, 1, EXB_ERR_INVALID,
-             "field \"op\": invalid op 9"},
-            {0, EXB_STR("e"), H_N, 1, VNULL, -1, EXB_ERR_INVALID,
-             "schema RH has no id (not registered)"},
+                {0, EXB_STR("e"), H_N, 0, VNULL, 1, EXB_ERR_INVALID,
+                 "field \"k\": null value for a required field"},
+                {0, EXB_STR("e"), H_N, 3, VI(2147483648LL), 1, EXB_ERR_INVALID,
+                 "field \"d\": date 2147483648 is out of the Avro int range"},
+                {0, EXB_STR("e"), H_N, 3, VI(-2147483649LL), 1, EXB_ERR_INVALID,
+                 "field \"d\": date -2147483649 is out of the Avro int range"},
+                {0, EXB_STR("e"), H_N, 1, VS(bad_utf8), 1, EXB_ERR_INVALID,
+                 "field \"s\": invalid UTF-8 in string"},
+                {0,
+                 EXB_STR("e"),
+                 H_N,
+                 1,
+                 {.u.s = {NULL, 3}},
+                 1,
+                 EXB_ERR_INVALID,
+                 "field \"s\": NULL string pointer"},
+                {0, EXB_STR(bad_utf8), H_N, 1, VNULL, 1, EXB_ERR_INVALID,
+                 "field \"event_id\": invalid UTF-8 in string"},
+                {0, EXB_STR("e"), 3, 1, VNULL, 1, EXB_ERR_INVALID,
+                 "record has 3 values, schema RH has 8 fields"},
+                {(exb_op_t)9, EXB_STR("e"), H_N, 1, VNULL, 1, EXB_ERR_INVALID,
+                 "field \"op\": invalid op 9"},
+                {0, EXB_STR("e"), H_N, 1, VNULL, -1, EXB_ERR_INVALID,
+                 "schema RH has no id (not registered)"},
         };
         for (size_t i = 0; i < EXB_ARRAY_CNT(cases); i++) {
                 exb_val_t vals[H_N] = {VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VNULL, VNULL};
                 vals[cases[i].field] = cases[i].v;
-                exb_record_t rec = {cases[i].op, cases[i].event_id, EXB_STR("G"), 1,
-                                    cases[i].nvals, vals};
+                exb_record_t rec = {cases[i].op, cases[i].event_id, EXB_STR("G"),
+                                    1,           cases[i].nvals,    vals};
                 s->id = cases[i].id;
                 exb_buf_t out;
                 exb_buf_init(&out, 0);
@@ -682,8 +759,8 @@ static void test_encode_errors(void **state)
         char *big = malloc(6000);
         memset(big, 'x', 6000);
         for (size_t i = 0; i < EXB_ARRAY_CNT(maxes); i++) {
-                exb_val_t vals[H_N] = {VS("k"), {.u.s = {big, 6000}}, VNULL, VNULL,
-                                       VNULL,   VNULL,               VNULL, VNULL};
+                exb_val_t vals[H_N] = {
+                        VS("k"), {.u.s = {big, 6000}}, VNULL, VNULL, VNULL, VNULL, VNULL, VNULL};
                 if (maxes[i] < 100)
                         vals[1] = VS("0123456789012345678901234567890123456789");
                 exb_record_t rec = {0, EXB_STR("e"), EXB_STR("G"), 1, H_N, vals};
@@ -740,17 +817,24 @@ static void test_fuzz(void **state)
                         for (int m = 0; m < nmut && len > 0; m++) {
                                 size_t at = rnd_below(len);
                                 if (rnd_below(8) != 0 && at < EXB_FRAME_HDR)
-                                        at = EXB_FRAME_HDR + rnd_below(len > EXB_FRAME_HDR ?
-                                                                  len - EXB_FRAME_HDR : 1);
+                                        at = EXB_FRAME_HDR + rnd_below(len > EXB_FRAME_HDR
+                                                                               ? len - EXB_FRAME_HDR
+                                                                               : 1);
                                 if (at >= len)
                                         at = len - 1;
                                 switch (rnd_below(6)) {
-                                case 0: work[at] ^= (uint8_t)(1u << rnd_below(8)); break;
-                                case 1: work[at] = (uint8_t)rnd(); break;
+                                case 0:
+                                        work[at] ^= (uint8_t)(1u << rnd_below(8));
+                                        break;
+                                case 1:
+                                        work[at] = (uint8_t)rnd();
+                                        break;
                                 case 2:
                                         work[at] = interesting[rnd_below(sizeof(interesting))];
                                         break;
-                                case 3: /* truncate */ len = at; break;
+                                case 3: /* truncate */
+                                        len = at;
+                                        break;
                                 case 4: /* insert */
                                         memmove(work + at + 1, work + at, len - at);
                                         work[at] = interesting[rnd_below(sizeof(interesting))];
@@ -936,10 +1020,18 @@ static void avc_set(const exb_schema_t *s, avro_value_t *v, const exb_record_t *
                         AVC(avro_value_set_bytes(&item, (void *)x->u.s.p, x->u.s.len));
                         break;
                 case EXB_T_INT:
-                case EXB_T_TIMESTAMP: AVC(avro_value_set_long(&item, x->u.i)); break;
-                case EXB_T_DATE: AVC(avro_value_set_int(&item, (int32_t)x->u.i)); break;
-                case EXB_T_BOOL: AVC(avro_value_set_boolean(&item, (int)x->u.i)); break;
-                case EXB_T_NUMBER: AVC(avro_value_set_double(&item, x->u.d)); break;
+                case EXB_T_TIMESTAMP:
+                        AVC(avro_value_set_long(&item, x->u.i));
+                        break;
+                case EXB_T_DATE:
+                        AVC(avro_value_set_int(&item, (int32_t)x->u.i));
+                        break;
+                case EXB_T_BOOL:
+                        AVC(avro_value_set_boolean(&item, (int)x->u.i));
+                        break;
+                case EXB_T_NUMBER:
+                        AVC(avro_value_set_double(&item, x->u.d));
+                        break;
                 }
         }
 }
@@ -964,9 +1056,8 @@ static void test_avro_c_cross(void **state)
                 /* ours -> Avro C */
                 exb_buf_reset(&out);
                 assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)), EXB_OK);
-                avro_reader_t rd =
-                    avro_reader_memory((const char *)out.p + EXB_FRAME_HDR,
-                                       (int64_t)(out.len - EXB_FRAME_HDR));
+                avro_reader_t rd = avro_reader_memory((const char *)out.p + EXB_FRAME_HDR,
+                                                      (int64_t)(out.len - EXB_FRAME_HDR));
                 AVC(avro_value_read(rd, &a.val));
                 avro_reader_free(rd);
                 size_t sz = 0;
@@ -1010,43 +1101,45 @@ static void test_to_json(void **state)
                 exb_val_t v[H_N];
                 const char *json;
         } cases[] = {
-            {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VNULL, VNULL},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
-                    "\"n\":null,\"b\":null}}"},
-            {{VS(ctl), VS(bad), VI(-5), VI(7305), VI(1768465800123LL), VI(1), VD(1.5),
-              VS("\x00\xff\x10")},
-             J_HEAD "{\"k\":\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u001f/é中\",\"s\":\"x\\ufffd\\ufffd(y\","
-                    "\"i\":-5,\"d\":\"1990-01-01\",\"t\":\"2026-01-15T08:30:00.123Z\",\"l\":true,"
-                    "\"n\":1.5,\"b\":\"AP8Q\"}}"},
-            {{VS(nul), VS(""), VI(INT64_MIN), VI(-1), VI(-1), VI(0), VD(0.1), VS("\x00")},
-             J_HEAD "{\"k\":\"a\\u0000b\",\"s\":\"\",\"i\":-9223372036854775808,"
-                    "\"d\":\"1969-12-31\",\"t\":\"1969-12-31T23:59:59.999Z\",\"l\":false,"
-                    "\"n\":0.1,\"b\":\"AA==\"}}"},
-            /* outside years 0..9999 dates and timestamps are numbers */
-            {{VS("k"), VNULL, VNULL, VI(INT32_MAX), VI(INT64_MAX), VNULL, VD(NAN), VS("\x00\x01")},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":2147483647,"
-                    "\"t\":9223372036854775807,\"l\":null,\"n\":null,\"b\":\"AAE=\"}}"},
-            {{VS("k"), VNULL, VNULL, VI(-719528), VI(-62167219200000LL), VNULL, VD(1e300),
-              VS("abc")},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":\"0000-01-01\","
-                    "\"t\":\"0000-01-01T00:00:00.000Z\",\"l\":null,\"n\":1e+300,"
-                    "\"b\":\"YWJj\"}}"},
-            {{VS("k"), VNULL, VNULL, VI(2932897), VI(INT64_MIN), VNULL, VD(-0.0), VNULL},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":2932897,"
-                    "\"t\":-9223372036854775808,\"l\":null,\"n\":-0.0,\"b\":null}}"},
-            {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VD(INFINITY), VNULL},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
-                    "\"n\":null,\"b\":null}}"},
-            {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VD(-100.0), VNULL},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
-                    "\"n\":-100.0,\"b\":null}}"},
-            {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VD(0.30000000000000004), VNULL},
-             J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
-                    "\"n\":0.30000000000000004,\"b\":null}}"},
+                {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VNULL, VNULL},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
+                        "\"n\":null,\"b\":null}}"},
+                {{VS(ctl), VS(bad), VI(-5), VI(7305), VI(1768465800123LL), VI(1), VD(1.5),
+                  VS("\x00\xff\x10")},
+                 J_HEAD
+                 "{\"k\":\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u001f/é中\",\"s\":\"x\\ufffd\\ufffd(y\","
+                 "\"i\":-5,\"d\":\"1990-01-01\",\"t\":\"2026-01-15T08:30:00.123Z\",\"l\":true,"
+                 "\"n\":1.5,\"b\":\"AP8Q\"}}"},
+                {{VS(nul), VS(""), VI(INT64_MIN), VI(-1), VI(-1), VI(0), VD(0.1), VS("\x00")},
+                 J_HEAD "{\"k\":\"a\\u0000b\",\"s\":\"\",\"i\":-9223372036854775808,"
+                        "\"d\":\"1969-12-31\",\"t\":\"1969-12-31T23:59:59.999Z\",\"l\":false,"
+                        "\"n\":0.1,\"b\":\"AA==\"}}"},
+                /* outside years 0..9999 dates and timestamps are numbers */
+                {{VS("k"), VNULL, VNULL, VI(INT32_MAX), VI(INT64_MAX), VNULL, VD(NAN),
+                  VS("\x00\x01")},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":2147483647,"
+                        "\"t\":9223372036854775807,\"l\":null,\"n\":null,\"b\":\"AAE=\"}}"},
+                {{VS("k"), VNULL, VNULL, VI(-719528), VI(-62167219200000LL), VNULL, VD(1e300),
+                  VS("abc")},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":\"0000-01-01\","
+                        "\"t\":\"0000-01-01T00:00:00.000Z\",\"l\":null,\"n\":1e+300,"
+                        "\"b\":\"YWJj\"}}"},
+                {{VS("k"), VNULL, VNULL, VI(2932897), VI(INT64_MIN), VNULL, VD(-0.0), VNULL},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":2932897,"
+                        "\"t\":-9223372036854775808,\"l\":null,\"n\":-0.0,\"b\":null}}"},
+                {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VD(INFINITY), VNULL},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
+                        "\"n\":null,\"b\":null}}"},
+                {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VD(-100.0), VNULL},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
+                        "\"n\":-100.0,\"b\":null}}"},
+                {{VS("k"), VNULL, VNULL, VNULL, VNULL, VNULL, VD(0.30000000000000004), VNULL},
+                 J_HEAD "{\"k\":\"k\",\"s\":null,\"i\":null,\"d\":null,\"t\":null,\"l\":null,"
+                        "\"n\":0.30000000000000004,\"b\":null}}"},
         };
         for (size_t i = 0; i < EXB_ARRAY_CNT(cases); i++) {
-                exb_record_t rec = {EXB_OP_CREATE, EXB_STR("e"), EXB_STR("G"), 1, H_N,
-                                    (exb_val_t *)cases[i].v};
+                exb_record_t rec = {EXB_OP_CREATE, EXB_STR("e"),           EXB_STR("G"), 1,
+                                    H_N,           (exb_val_t *)cases[i].v};
                 exb_buf_t out;
                 exb_buf_init(&out, 0);
                 assert_int_equal(exb_codec_to_json(s, &rec, &out), 0);
@@ -1068,11 +1161,11 @@ static void test_to_json(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_frame),          cmocka_unit_test(test_golden),
-            cmocka_unit_test(test_roundtrip_types), cmocka_unit_test(test_encode_appends),
-            cmocka_unit_test(test_hostile),        cmocka_unit_test(test_decode_values),
-            cmocka_unit_test(test_encode_errors),  cmocka_unit_test(test_fuzz),
-            cmocka_unit_test(test_avro_c_cross),   cmocka_unit_test(test_to_json),
+                cmocka_unit_test(test_frame),           cmocka_unit_test(test_golden),
+                cmocka_unit_test(test_roundtrip_types), cmocka_unit_test(test_encode_appends),
+                cmocka_unit_test(test_hostile),         cmocka_unit_test(test_decode_values),
+                cmocka_unit_test(test_encode_errors),   cmocka_unit_test(test_fuzz),
+                cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
         };
         return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }

@@ -502,8 +502,11 @@ static void test_broker_down(void **state)
         (void)state;
         char es[512] = "";
         static dr_t drs[5];
-        exb_kprop_t props[] = {{"message.timeout.ms", "1500"}};
-        exb_producer_t *p = exb_producer_new(T.brokers, props, 1, dr_cb, drs, es, sizeof(es));
+        /* Short reconnect backoff: librdkafka's grows to 10 s while the
+         * broker is down, which would only make this test slow. */
+        exb_kprop_t props[] = {{"message.timeout.ms", "1500"},
+                               {"reconnect.backoff.max.ms", "500"}};
+        exb_producer_t *p = exb_producer_new(T.brokers, props, 2, dr_cb, drs, es, sizeof(es));
         assert_non_null(p);
         exb_topic_t *t = exb_producer_topic(p, "t.out");
         /* Connected and working first. */
