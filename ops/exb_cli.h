@@ -44,9 +44,10 @@ void exb_cli_ensure_topics(exb_cli_t *cli, exb_control_t *ctl);
 /* Loads a role's configuration: parses -c FILE (and --snapshot when
  * snapshot != NULL) from argv, loads the file through props into conf,
  * applies the brokers override to *brokers and checks required keys.
+ * *path gets the file's name (borrowed from argv).
  * Returns 0, or the exit code after printing why. */
 int exb_cli_role_conf(exb_cli_t *cli, const exb_prop_t *props, void *conf, char **brokers,
-                      const char *role, int argc, char **argv, int *snapshot);
+                      const char *role, int argc, char **argv, int *snapshot, const char **path);
 
 /* Splits "a,b,c" into a new array of new strings; returns the count. */
 int exb_cli_split(const char *s, char ***out);

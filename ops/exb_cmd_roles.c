@@ -104,7 +104,7 @@ done:
 /* ------------------------------------------------------------------- roles */
 
 int exb_cli_role_conf(exb_cli_t *cli, const exb_prop_t *props, void *conf, char **brokers,
-                     const char *role, int argc, char **argv, int *snapshot)
+                      const char *role, int argc, char **argv, int *snapshot, const char **pathp)
 {
         static const struct option opts[] = {{"config", 1, 0, 'c'}, {"snapshot", 0, 0, 's'}, {0}};
         const char *path = NULL;
@@ -122,6 +122,7 @@ int exb_cli_role_conf(exb_cli_t *cli, const exb_prop_t *props, void *conf, char 
                 fprintf(stderr, "usage: exbus %s -c FILE%s\n", role, snapshot ? " [--snapshot]" : "");
                 return 2;
         }
+        *pathp = path;
         char err[1024];
         if (exb_conf_load(props, conf, path, err, sizeof(err))) {
                 fprintf(stderr, "exbus %s: %s\n", role, err);
@@ -149,7 +150,9 @@ int exb_cmd_router(exb_cli_t *cli, int argc, char **argv)
 {
         exb_router_conf_t conf = {0};
         exb_conf_defaults(exb_router_props, &conf);
-        int rc = exb_cli_role_conf(cli, exb_router_props, &conf, &conf.brokers, "router", argc, argv, NULL);
+        const char *path;
+        int rc = exb_cli_role_conf(cli, exb_router_props, &conf, &conf.brokers, "router", argc, argv,
+                                   NULL, &path);
         if (rc) {
                 exb_conf_free(exb_router_props, &conf);
                 return rc;

@@ -41,38 +41,39 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PUB_MAX_VALUE (8 * 1024 * 1024) /* encoded record; larger is a rejection */
+#define PUB_MAX_VALUE   (8 * 1024 * 1024) /* encoded record; larger is a rejection */
 #define PUB_BACKOFF_MIN 1000
 #define PUB_BACKOFF_MAX 30000
 
 const exb_prop_t exb_publisher_props[] = {
-    {"dept", EXB_PROP_STR, offsetof(exb_publisher_conf_t, dept), NULL, NULL,
-     "Code of the providing department, as in the catalog (e.g. GA). Every mapped resource must "
-     "be provided by it; it starts every event id.",
-     1},
-    {"brokers", EXB_PROP_STR, offsetof(exb_publisher_conf_t, brokers), NULL, NULL,
-     "Kafka bootstrap servers (host:port,...). -b, EXBUS_BROKERS or --data-dir on the command "
-     "line override it."},
-    {"data.dir", EXB_PROP_STR, offsetof(exb_publisher_conf_t, data_dir), NULL, ".",
-     "Directory for the agent's own files: control-plane cache (producer-control.db) and "
-     "snapshot progress (producer-state.db). Created if missing."},
-    {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type), "sqlite",
-     "sqlite", "Kind of source. sqlite: change capture by triggers into a changelog table."},
-    {"source.path", EXB_PROP_STR, offsetof(exb_publisher_conf_t, source_path), NULL, NULL,
-     "The source. sqlite: the department's database file (must exist). The agent adds the "
-     "tables exb_changelog, exb_rejects, exb_meta and triggers exb_<table>_ins/_upd/_del.",
-     1},
-    {"source.table.", EXB_PROP_PREFIX, offsetof(exb_publisher_conf_t, tables), NULL, NULL,
-     "source.table.<table> = <resource code>: the rows of <table> are records of that "
-     "resource; its columns are named as the items (key and required items must exist).",
-     1},
-    {"poll.interval.ms", EXB_PROP_INT, offsetof(exb_publisher_conf_t, poll_interval_ms),
-     "1..60000", "200", "How long an idle round waits for new changes."},
-    {"batch.size", EXB_PROP_INT, offsetof(exb_publisher_conf_t, batch_size), "1..100000", "1000",
-     "Changes read from the source per round; at most 10x this many are in flight."},
-    {"kafka.", EXB_PROP_PREFIX, offsetof(exb_publisher_conf_t, kafka), NULL, NULL,
-     "Passed to librdkafka as is (e.g. kafka.security.protocol, kafka.message.timeout.ms)."},
-    {NULL}};
+        {"dept", EXB_PROP_STR, offsetof(exb_publisher_conf_t, dept), NULL, NULL,
+         "Code of the providing department, as in the catalog (e.g. GA). Every mapped resource "
+         "must "
+         "be provided by it; it starts every event id.",
+         1},
+        {"brokers", EXB_PROP_STR, offsetof(exb_publisher_conf_t, brokers), NULL, NULL,
+         "Kafka bootstrap servers (host:port,...). -b, EXBUS_BROKERS or --data-dir on the command "
+         "line override it."},
+        {"data.dir", EXB_PROP_STR, offsetof(exb_publisher_conf_t, data_dir), NULL, ".",
+         "Directory for the agent's own files: control-plane cache (producer-control.db) and "
+         "snapshot progress (producer-state.db). Created if missing."},
+        {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type), "sqlite",
+         "sqlite", "Kind of source. sqlite: change capture by triggers into a changelog table."},
+        {"source.path", EXB_PROP_STR, offsetof(exb_publisher_conf_t, source_path), NULL, NULL,
+         "The source. sqlite: the department's database file (must exist). The agent adds the "
+         "tables exb_changelog, exb_rejects, exb_meta and triggers exb_<table>_ins/_upd/_del.",
+         1},
+        {"source.table.", EXB_PROP_PREFIX, offsetof(exb_publisher_conf_t, tables), NULL, NULL,
+         "source.table.<table> = <resource code>: the rows of <table> are records of that "
+         "resource; its columns are named as the items (key and required items must exist).",
+         1},
+        {"poll.interval.ms", EXB_PROP_INT, offsetof(exb_publisher_conf_t, poll_interval_ms),
+         "1..60000", "200", "How long an idle round waits for new changes."},
+        {"batch.size", EXB_PROP_INT, offsetof(exb_publisher_conf_t, batch_size), "1..100000",
+         "1000", "Changes read from the source per round; at most 10x this many are in flight."},
+        {"kafka.", EXB_PROP_PREFIX, offsetof(exb_publisher_conf_t, kafka), NULL, NULL,
+         "Passed to librdkafka as is (e.g. kafka.security.protocol, kafka.message.timeout.ms)."},
+        {NULL}};
 
 /* Source plugins: a new kind of source is a new file and one line here. */
 static const exb_source_plugin_t *const plugins[] = {&exb_source_sqlite, NULL};
@@ -88,8 +89,8 @@ static const exb_source_plugin_t *plugin_find(const char *name)
 /* ------------------------------------------------------------------ tables */
 
 typedef struct pub_table_s {
-        char *name;  /* as configured */
-        char *code;  /* resource code */
+        char *name; /* as configured */
+        char *code; /* resource code */
         exb_resource_t *res;
         exb_schema_t *schema; /* latest ingest schema, id set */
         exb_binding_t bind;
@@ -122,8 +123,8 @@ static void tables_free(pub_table_t *t, int n)
 typedef int(pub_resolve_fn)(void *ctx, const char *code, exb_resource_t **res,
                             exb_schema_t **schema, char *errstr, size_t errstr_size);
 
-static int resolve_control(void *ctx, const char *code, exb_resource_t **res,
-                           exb_schema_t **schema, char *errstr, size_t errstr_size)
+static int resolve_control(void *ctx, const char *code, exb_resource_t **res, exb_schema_t **schema,
+                           char *errstr, size_t errstr_size)
 {
         exb_control_t *ctl = ctx;
         int32_t sid = -1;
@@ -147,8 +148,8 @@ static int resolve_control(void *ctx, const char *code, exb_resource_t **res,
         return 0;
 }
 
-static int resolve_catalog(void *ctx, const char *code, exb_resource_t **res,
-                           exb_schema_t **schema, char *errstr, size_t errstr_size)
+static int resolve_catalog(void *ctx, const char *code, exb_resource_t **res, exb_schema_t **schema,
+                           char *errstr, size_t errstr_size)
 {
         const exb_catalog_t *cat = ctx;
         const exb_resource_t *r = exb_catalog_resource(cat, code);
@@ -254,8 +255,8 @@ int exb_publisher_check(const exb_publisher_conf_t *conf, const exb_catalog_t *c
         const exb_source_plugin_t *plugin;
         if (conf_check(conf, where, &plugin, errstr, errstr_size))
                 return -1;
-        pub_table_t *tables = tables_resolve(conf, where, resolve_catalog, (void *)cat, errstr,
-                                             errstr_size);
+        pub_table_t *tables =
+                tables_resolve(conf, where, resolve_catalog, (void *)cat, errstr, errstr_size);
         if (!tables)
                 return -1;
         exb_source_conf_t sc = {where, conf->dept, conf->source_path, conf->data_dir,
@@ -308,12 +309,12 @@ struct exb_publisher_s {
         exb_producer_t *producer;
         pub_ring_t ring;      /* the change stream */
         pub_ring_t snap_ring; /* snapshot rows (positions are rowids) */
-        int64_t last_taken; /* position of the newest slot (or the acknowledged one) */
-        int64_t acked;      /* last position the source acknowledged */
-        int64_t done_pos;   /* last position of the popped DONE prefix */
-        int rej_pending;    /* the source holds rejections not yet written */
-        int rej_logged;     /* rejections logged one by one this round */
-        int rej_quiet;      /* ... and not logged */
+        int64_t last_taken;   /* position of the newest slot (or the acknowledged one) */
+        int64_t acked;        /* last position the source acknowledged */
+        int64_t done_pos;     /* last position of the popped DONE prefix */
+        int rej_pending;      /* the source holds rejections not yet written */
+        int rej_logged;       /* rejections logged one by one this round */
+        int rej_quiet;        /* ... and not logged */
         int backoff_ms;
         int64_t retry_at; /* mono ms */
         char fail_reason[512];
@@ -560,8 +561,8 @@ static void refresh(exb_publisher_t *pub)
         exb_publisher_conf_t c = {0};
         c.dept = pub->dept;
         c.tables = pub->table_conf;
-        pub_table_t *t = tables_resolve(&c, pub->where, resolve_control, pub->ctl, err,
-                                        sizeof(err));
+        pub_table_t *t =
+                tables_resolve(&c, pub->where, resolve_control, pub->ctl, err, sizeof(err));
         pub->refresh = 0;
         if (!t) {
                 EXB_ERROR("%s: the catalog changed and no longer fits: %s (keeping the previous "
@@ -689,9 +690,9 @@ void exb_publisher_destroy(exb_publisher_t *pub)
         if (!pub)
                 return;
         if (pub->producer) {
-                if (exb_producer_flush(pub->producer, 30000) != EXB_OK)
-                        EXB_WARN("%s: %d record(s) not delivered within 30 s; they stay in the "
-                                 "changelog and are sent again at the next start",
+                if (exb_producer_flush(pub->producer, 5000) != EXB_OK)
+                        EXB_WARN("%s: %d record(s) not delivered within 5 s; they stay in the "
+                                 "source and are sent again at the next start",
                                  pub->where, pub->ring.pending);
                 int64_t last;
                 if (ring_pop(&pub->ring, &last))
@@ -985,8 +986,8 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                 return -1;
         }
         snap_save(pub, state, state_path, run, t->name, last, 1);
-        EXB_INFO("%s: snapshot %d: table %s done (%lld rows this time)", pub->where, run,
-                 t->name, (long long)delivered);
+        EXB_INFO("%s: snapshot %d: table %s done (%lld rows this time)", pub->where, run, t->name,
+                 (long long)delivered);
         return (int)delivered;
 }
 

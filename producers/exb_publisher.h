@@ -75,7 +75,8 @@ typedef struct exb_publisher_s exb_publisher_t;
 exb_publisher_t *exb_publisher_new(const exb_publisher_conf_t *conf, char *errstr,
                                    size_t errstr_size);
 
-/* Flushes (up to 30 s), acknowledges what was delivered, closes the source.
+/* Flushes (up to 5 s: what is not delivered stays in the source and is sent
+ * again at the next start), acknowledges what was delivered, closes the source.
  * NULL is a no-op. */
 void exb_publisher_destroy(exb_publisher_t *pub);
 

@@ -52,26 +52,26 @@ typedef struct exb_source_conf_s {
 
 /* One configured table (or file pattern) and what it feeds. */
 typedef struct exb_source_table_s {
-        const char *name;             /* as configured: source.table.<name> */
-        const exb_resource_t *res;    /* latest version of the resource (borrowed) */
-        const exb_schema_t *schema;   /* its ingest schema (borrowed) */
+        const char *name;           /* as configured: source.table.<name> */
+        const exb_resource_t *res;  /* latest version of the resource (borrowed) */
+        const exb_schema_t *schema; /* its ingest schema (borrowed) */
 } exb_source_table_t;
 
 typedef struct exb_change_s {
-        int64_t pos;           /* position, see above */
-        int table;             /* index into the bound tables, -1 if the change
-                                * names a table that is not (any longer) bound */
+        int64_t pos; /* position, see above */
+        int table;   /* index into the bound tables, -1 if the change
+                      * names a table that is not (any longer) bound */
         exb_op_t op;
-        int64_t ts_ms;         /* when the change happened (snapshot: when read) */
-        const char *event_id;  /* stable for this change: "<dept>-<db id>-<seq>" */
-        int nvals;             /* the table's schema field count */
-        exb_val_t *vals;       /* schema field order */
-        const char *error;     /* non-NULL: could not be mapped, why (vals unusable) */
-        const char *raw;       /* the change as stored (JSON), for logs; may be NULL */
+        int64_t ts_ms;        /* when the change happened (snapshot: when read) */
+        const char *event_id; /* stable for this change: "<dept>-<db id>-<seq>" */
+        int nvals;            /* the table's schema field count */
+        exb_val_t *vals;      /* schema field order */
+        const char *error;    /* non-NULL: could not be mapped, why (vals unusable) */
+        const char *raw;      /* the change as stored (JSON), for logs; may be NULL */
 } exb_change_t;
 
 typedef struct exb_source_plugin_s {
-        const char *name;        /* source.type value */
+        const char *name; /* source.type value */
         const char *description;
 
         /* Opens the source at conf->path without changing anything.
@@ -84,8 +84,8 @@ typedef struct exb_source_plugin_s {
          * new resource version); on error the previous binding stays.
          * Tables are copied; res/schema must outlive the binding.
          * Returns 0, or -1 with errstr naming table, column and item. */
-        int (*bind)(exb_source_t *src, const exb_source_table_t *tables, int ntables,
-                    char *errstr, size_t errstr_size);
+        int (*bind)(exb_source_t *src, const exb_source_table_t *tables, int ntables, char *errstr,
+                    size_t errstr_size);
 
         /* Installs (again: idempotent) the change capture for the bound tables
          * and rewinds to the first unacknowledged change. Returns 0 or -1. */
@@ -99,15 +99,20 @@ typedef struct exb_source_plugin_s {
          * one after `pos` (0 = the oldest unacknowledged). */
         void (*rewind)(exb_source_t *src, int64_t pos);
 
-        /* Every change up to and including pos is delivered: forget them.
-         * Returns 0, or -1 with errstr (storage busy: call again later). */
+        /* Every change up to and including pos (0: none) is delivered: forget
+         * them; and write the rejections held since the last ack, in the same
+         * transaction. Returns 0, or -1 with errstr (storage busy: nothing
+         * was done, call again later). */
         int (*ack)(exb_source_t *src, int64_t pos, char *errstr, size_t errstr_size);
 
         /* Keeps a change that may not leave (mapping or validation failed)
-         * locally, with its reason, and forgets it as a pending change, in one
-         * transaction. Also for snapshot rows. Returns 0 or -1 with errstr. */
-        int (*reject)(exb_source_t *src, const exb_change_t *chg, const char *reason,
-                      char *errstr, size_t errstr_size);
+         * locally, with its reason, and forgets it as a pending change. Also
+         * for snapshot rows. The source may hold the rejection until the next
+         * ack() (so that many are written in one transaction); until then a
+         * crash leaves the change pending, to be rejected again. Returns 0 or
+         * -1 with errstr. */
+        int (*reject)(exb_source_t *src, const exb_change_t *chg, const char *reason, char *errstr,
+                      size_t errstr_size);
 
         /* Snapshot (optional, NULL if the source has no full state): the rows
          * of table `table` after position `after`, as op SNAPSHOT changes with

@@ -54,8 +54,8 @@
 #include <strings.h>
 
 #define SQ_MAX_DATA (16 * 1024 * 1024) /* a changelog row larger than this is rejected */
-#define SQ_CHUNK 50                    /* json_object() pairs per chunk (limit: 63) */
-#define SQ_TS "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+#define SQ_CHUNK    50                 /* json_object() pairs per chunk (limit: 63) */
+#define SQ_TS       "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
 
 typedef struct sq_col_s {
         int field;       /* schema field index */
@@ -117,8 +117,6 @@ struct exb_source_s {
         size_t arena_cap, arena_len;
         char event_id[160];
         char error[512];
-        sq_row_t cur; /* the row behind the current change (borrowed from a batch) */
-        int cur_table;
 
         sq_rej_t *rej; /* rejections waiting for the next ack */
         int nrej, rejcap;
@@ -270,8 +268,8 @@ static const char *sq_id(exb_source_t *src)
 /* ------------------------------------------------------------------- bind */
 
 /* Validates one configured table against its resource and fills t. */
-static int bind_table(exb_source_t *src, const exb_source_table_t *cfg, sq_table_t *t,
-                      char *errstr, size_t errstr_size)
+static int bind_table(exb_source_t *src, const exb_source_table_t *cfg, sq_table_t *t, char *errstr,
+                      size_t errstr_size)
 {
         char ctx[300];
         snprintf(ctx, sizeof(ctx), "%s: source.table.%s = %s", src->where, cfg->name,
@@ -310,8 +308,8 @@ static int bind_table(exb_source_t *src, const exb_source_table_t *cfg, sq_table
         /* The table's columns. */
         int ncolumns = 0;
         char **columns = NULL;
-        if (sqlite3_prepare_v2(src->db, "SELECT name FROM pragma_table_xinfo(?1)", -1, &st,
-                               NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(src->db, "SELECT name FROM pragma_table_xinfo(?1)", -1, &st, NULL) !=
+            SQLITE_OK) {
                 exb_errf(errstr, errstr_size, "%s: %s", ctx, sqlite3_errmsg(src->db));
                 goto fail;
         }
@@ -369,8 +367,8 @@ fail:
         return -1;
 }
 
-static int sq_bind(exb_source_t *src, const exb_source_table_t *tables, int ntables,
-                   char *errstr, size_t errstr_size)
+static int sq_bind(exb_source_t *src, const exb_source_table_t *tables, int ntables, char *errstr,
+                   size_t errstr_size)
 {
         sq_table_t *t = exb_calloc((size_t)ntables + 1, sizeof(*t));
         for (int i = 0; i < ntables; i++) {
@@ -512,29 +510,29 @@ static int install_triggers(exb_source_t *src, const sq_table_t *t, char *errstr
         exb_buf_cstr(&same);
 
         char *s = sqlite3_mprintf(
-            "DROP TRIGGER IF EXISTS \"exb_%w_ins\";"
-            "DROP TRIGGER IF EXISTS \"exb_%w_upd\";"
-            "DROP TRIGGER IF EXISTS \"exb_%w_del\";"
-            "CREATE TRIGGER \"exb_%w_ins\" AFTER INSERT ON \"%w\" BEGIN "
-            "INSERT INTO exb_changelog(tbl, op, data, ts) VALUES(%Q, 'CREATE', %s, " SQ_TS ");"
-            " END;"
-            "CREATE TRIGGER \"exb_%w_upd\" AFTER UPDATE ON \"%w\" WHEN %s BEGIN "
-            "INSERT INTO exb_changelog(tbl, op, data, ts) SELECT %Q, 'UPDATE', %s, " SQ_TS
-            " WHERE %s;"
-            "INSERT INTO exb_changelog(tbl, op, data, ts) SELECT %Q, 'DELETE', %s, " SQ_TS
-            " WHERE NOT %s;"
-            "INSERT INTO exb_changelog(tbl, op, data, ts) SELECT %Q, 'CREATE', %s, " SQ_TS
-            " WHERE NOT %s;"
-            " END;"
-            "CREATE TRIGGER \"exb_%w_del\" AFTER DELETE ON \"%w\" BEGIN "
-            "INSERT INTO exb_changelog(tbl, op, data, ts) VALUES(%Q, 'DELETE', %s, " SQ_TS ");"
-            " END;",
-            t->name, t->name, t->name,
-            /* ins */ t->name, t->name, t->name, (char *)all.p,
-            /* upd */ t->name, t->name, (char *)changed.p, t->name, (char *)all.p,
-            (char *)same.p, t->name, (char *)keys.p, (char *)same.p, t->name, (char *)all.p,
-            (char *)same.p,
-            /* del */ t->name, t->name, t->name, (char *)keys.p);
+                "DROP TRIGGER IF EXISTS \"exb_%w_ins\";"
+                "DROP TRIGGER IF EXISTS \"exb_%w_upd\";"
+                "DROP TRIGGER IF EXISTS \"exb_%w_del\";"
+                "CREATE TRIGGER \"exb_%w_ins\" AFTER INSERT ON \"%w\" BEGIN "
+                "INSERT INTO exb_changelog(tbl, op, data, ts) VALUES(%Q, 'CREATE', %s, " SQ_TS ");"
+                " END;"
+                "CREATE TRIGGER \"exb_%w_upd\" AFTER UPDATE ON \"%w\" WHEN %s BEGIN "
+                "INSERT INTO exb_changelog(tbl, op, data, ts) SELECT %Q, 'UPDATE', %s, " SQ_TS
+                " WHERE %s;"
+                "INSERT INTO exb_changelog(tbl, op, data, ts) SELECT %Q, 'DELETE', %s, " SQ_TS
+                " WHERE NOT %s;"
+                "INSERT INTO exb_changelog(tbl, op, data, ts) SELECT %Q, 'CREATE', %s, " SQ_TS
+                " WHERE NOT %s;"
+                " END;"
+                "CREATE TRIGGER \"exb_%w_del\" AFTER DELETE ON \"%w\" BEGIN "
+                "INSERT INTO exb_changelog(tbl, op, data, ts) VALUES(%Q, 'DELETE', %s, " SQ_TS ");"
+                " END;",
+                t->name, t->name, t->name,
+                /* ins */ t->name, t->name, t->name, (char *)all.p,
+                /* upd */ t->name, t->name, (char *)changed.p, t->name, (char *)all.p,
+                (char *)same.p, t->name, (char *)keys.p, (char *)same.p, t->name, (char *)all.p,
+                (char *)same.p,
+                /* del */ t->name, t->name, t->name, (char *)keys.p);
         int rc = sq_exec(src, errstr, errstr_size, "%s", s);
         sqlite3_free(s);
         free(every);
@@ -631,24 +629,36 @@ typedef struct sq_val_s {
 static const char *sq_type_name(int type)
 {
         switch (type) {
-        case SQLITE_INTEGER: return "an INTEGER";
-        case SQLITE_FLOAT: return "a REAL";
-        case SQLITE_TEXT: return "TEXT";
-        case SQLITE_BLOB: return "a BLOB";
-        default: return "a JSON value";
+        case SQLITE_INTEGER:
+                return "an INTEGER";
+        case SQLITE_FLOAT:
+                return "a REAL";
+        case SQLITE_TEXT:
+                return "TEXT";
+        case SQLITE_BLOB:
+                return "a BLOB";
+        default:
+                return "a JSON value";
         }
 }
 
 static const char *exb_type_desc(exb_type_t t)
 {
         switch (t) {
-        case EXB_T_STRING: return "C (text)";
-        case EXB_T_NUMBER: return "N (number)";
-        case EXB_T_INT: return "I (integer)";
-        case EXB_T_DATE: return "D (date YYYY-MM-DD)";
-        case EXB_T_TIMESTAMP: return "T (ISO-8601 text or epoch ms)";
-        case EXB_T_BOOL: return "L (0 or 1)";
-        case EXB_T_BYTES: return "B (BLOB)";
+        case EXB_T_STRING:
+                return "C (text)";
+        case EXB_T_NUMBER:
+                return "N (number)";
+        case EXB_T_INT:
+                return "I (integer)";
+        case EXB_T_DATE:
+                return "D (date YYYY-MM-DD)";
+        case EXB_T_TIMESTAMP:
+                return "T (ISO-8601 text or epoch ms)";
+        case EXB_T_BOOL:
+                return "L (0 or 1)";
+        case EXB_T_BYTES:
+                return "B (BLOB)";
         }
         return "?";
 }
@@ -735,8 +745,7 @@ static int map_value(exb_source_t *src, const sq_col_t *col, const sq_val_t *v, 
                                 return 0;
                         excerpt(ex, sizeof(ex), v->p, v->len);
                         exb_errf(why, why_size,
-                                 "\"%s\" is not an ISO-8601 timestamp (2026-01-15T08:30:00Z)",
-                                 ex);
+                                 "\"%s\" is not an ISO-8601 timestamp (2026-01-15T08:30:00Z)", ex);
                         return -1;
                 }
                 if (v->type == SQLITE_INTEGER) {
@@ -836,8 +845,7 @@ static int map_row(exb_source_t *src, const sq_table_t *t, const char *data, siz
                         v.type = SQLITE_TEXT;
                         v.p = (const char *)sqlite3_column_text(st, 2);
                         v.len = (size_t)sqlite3_column_bytes(st, 2);
-                } else if (!strcmp(jtype, "object") &&
-                           sqlite3_column_type(st, 2) == SQLITE_TEXT) {
+                } else if (!strcmp(jtype, "object") && sqlite3_column_type(st, 2) == SQLITE_TEXT) {
                         v.type = SQLITE_BLOB;
                         v.p = (const char *)sqlite3_column_text(st, 2);
                         v.len = (size_t)sqlite3_column_bytes(st, 2);
@@ -873,8 +881,6 @@ static void change_fill(exb_source_t *src, const sq_row_t *row, int table, exb_o
 {
         memset(chg, 0, sizeof(*chg));
         src->error[0] = '\0';
-        src->cur = *row;
-        src->cur_table = table;
         chg->pos = row->pos;
         chg->table = table;
         chg->op = op;
@@ -909,11 +915,12 @@ static int log_fill(exb_source_t *src, char *errstr, size_t errstr_size)
         if (!src->log.rows)
                 src->log.rows = exb_calloc((size_t)src->batch_size, sizeof(sq_row_t));
         int rc = sqlite3_prepare_v2(
-            src->db,
-            "SELECT seq, tbl, op, CASE WHEN length(CAST(data AS BLOB)) > ?3 THEN NULL ELSE data"
-            " END, length(CAST(data AS BLOB)), ts FROM exb_changelog WHERE seq > ?1 ORDER BY seq"
-            " LIMIT ?2",
-            -1, &st, NULL);
+                src->db,
+                "SELECT seq, tbl, op, CASE WHEN length(CAST(data AS BLOB)) > ?3 THEN NULL ELSE data"
+                " END, length(CAST(data AS BLOB)), ts FROM exb_changelog WHERE seq > ?1 ORDER BY "
+                "seq"
+                " LIMIT ?2",
+                -1, &st, NULL);
         if (rc != SQLITE_OK) {
                 exb_errf(errstr, errstr_size, "source.path %s: reading exb_changelog: %s",
                          src->path, sqlite3_errmsg(src->db));
@@ -993,18 +1000,19 @@ static int rej_write(exb_source_t *src, char *errstr, size_t errstr_size)
         int rc = SQLITE_OK;
         if (!src->nrej)
                 return 0;
-        if ((rc = sqlite3_prepare_v2(src->db,
-                                     "INSERT OR REPLACE INTO exb_rejects(seq, tbl, op, data, reason,"
-                                     " at, event_id) SELECT seq, tbl, op, data, ?2, " SQ_NOW_ISO
-                                     ", ?3 FROM exb_changelog WHERE seq = ?1",
-                                     -1, &mv, NULL)) ||
+        if ((rc = sqlite3_prepare_v2(
+                     src->db,
+                     "INSERT OR REPLACE INTO exb_rejects(seq, tbl, op, data, reason,"
+                     " at, event_id) SELECT seq, tbl, op, data, ?2, " SQ_NOW_ISO
+                     ", ?3 FROM exb_changelog WHERE seq = ?1",
+                     -1, &mv, NULL)) ||
             (rc = sqlite3_prepare_v2(src->db, "DELETE FROM exb_changelog WHERE seq = ?1", -1, &del,
                                      NULL)) ||
-            (rc = sqlite3_prepare_v2(src->db,
-                                     "INSERT OR REPLACE INTO exb_rejects(seq, tbl, op, data, reason,"
-                                     " at, event_id) VALUES(NULL, ?1, 'SNAPSHOT', ?2, ?3, "
-                                     SQ_NOW_ISO ", ?4)",
-                                     -1, &snap, NULL)))
+            (rc = sqlite3_prepare_v2(
+                     src->db,
+                     "INSERT OR REPLACE INTO exb_rejects(seq, tbl, op, data, reason,"
+                     " at, event_id) VALUES(NULL, ?1, 'SNAPSHOT', ?2, ?3, " SQ_NOW_ISO ", ?4)",
+                     -1, &snap, NULL)))
                 goto done;
         for (int i = 0; i < src->nrej && rc == SQLITE_OK; i++) {
                 const sq_rej_t *r = &src->rej[i];
@@ -1066,8 +1074,8 @@ static int sq_ack(exb_source_t *src, int64_t pos, char *errstr, size_t errstr_si
  * process dies first, the change is still in the changelog and is rejected
  * again; for a snapshot row, the publisher saves its progress only after an
  * ack. */
-static int sq_reject(exb_source_t *src, const exb_change_t *chg, const char *reason,
-                     char *errstr, size_t errstr_size)
+static int sq_reject(exb_source_t *src, const exb_change_t *chg, const char *reason, char *errstr,
+                     size_t errstr_size)
 {
         if (src->nrej == src->rejcap) {
                 src->rejcap = src->rejcap ? src->rejcap * 2 : 64;
@@ -1089,8 +1097,7 @@ static int sq_reject(exb_source_t *src, const exb_change_t *chg, const char *rea
 
 /* ---------------------------------------------------------------- snapshot */
 
-static int snap_fill(exb_source_t *src, int table, int64_t after, char *errstr,
-                     size_t errstr_size)
+static int snap_fill(exb_source_t *src, int table, int64_t after, char *errstr, size_t errstr_size)
 {
         const sq_table_t *t = &src->tables[table];
         batch_clear(&src->snap);
@@ -1109,11 +1116,11 @@ static int snap_fill(exb_source_t *src, int table, int64_t after, char *errstr,
         int rc = sqlite3_prepare_v2(src->db, (const char *)sql.p, -1, &st, NULL);
         exb_buf_free(&sql);
         if (rc != SQLITE_OK) {
-                exb_errf(errstr, errstr_size, "%s: snapshot of table %s: %s%s", src->where,
-                         t->name, sqlite3_errmsg(src->db),
+                exb_errf(errstr, errstr_size, "%s: snapshot of table %s: %s%s", src->where, t->name,
+                         sqlite3_errmsg(src->db),
                          strstr(sqlite3_errmsg(src->db), "_rowid_")
-                             ? " (a WITHOUT ROWID table cannot be snapshotted)"
-                             : "");
+                                 ? " (a WITHOUT ROWID table cannot be snapshotted)"
+                                 : "");
                 return -1;
         }
         sqlite3_bind_int64(st, 1, after);
@@ -1137,8 +1144,8 @@ static int snap_fill(exb_source_t *src, int table, int64_t after, char *errstr,
         return src->snap.n;
 }
 
-static int sq_snapshot_next(exb_source_t *src, int table, int64_t after, int run,
-                            exb_change_t *chg, char *errstr, size_t errstr_size)
+static int sq_snapshot_next(exb_source_t *src, int table, int64_t after, int run, exb_change_t *chg,
+                            char *errstr, size_t errstr_size)
 {
         if (table < 0 || table >= src->ntables) {
                 exb_errf(errstr, errstr_size, "snapshot: no table %d", table);

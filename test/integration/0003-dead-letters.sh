@@ -54,8 +54,8 @@ python3 "$EXB_SRC/test/integration/gen.py" company "$SRC" 5
 kcat -P -b "$EXBUS_BROKERS" -t "$TOPIC" -k "$GOOD" "$T/good.bin"
 
 wait_rows "$RS" 370600-SC-0001 6 60
-dlq_count() { exbus dlq list --provider SC --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
-wait_for "six dead letters" 30 sh -c "[ \"\$(exbus dlq list --provider SC --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')\" = 6 ]"
+dlq_is() { [ "$(exbus dlq list --provider SC --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")" = "$1" ]; }
+wait_for "six dead letters" 30 dlq_is 6
 exbus dlq list --provider SC --json >"$T/dlq.json"
 stage_of() { python3 -c "import json,sys; print([d['stage'] for d in json.load(open(sys.argv[1])) if d['key']==sys.argv[2]][0])" "$T/dlq.json" "$1"; }
 error_of() { python3 -c "import json,sys; print([d['error'] for d in json.load(open(sys.argv[1])) if d['key']==sys.argv[2]][0])" "$T/dlq.json" "$1"; }

@@ -37,31 +37,31 @@
 /* person: every item type; marriage: a composite key; company: another
  * department's resource. */
 static const char *catalog_text =
-    "{\"departments\": [{\"code\": \"GA\", \"name\": \"市公安局\"},"
-    "                   {\"code\": \"SC\", \"name\": \"市市场监督管理局\"}],"
-    " \"resources\": ["
-    "  {\"code\": \"" P1 "\", \"name\": \"人口基本信息\", \"provider\": \"GA\","
-    "   \"share_type\": \"unconditional\", \"key\": [\"id_number\"], \"items\": ["
-    "    {\"name\": \"id_number\", \"type\": \"C\", \"length\": 18, \"required\": true,"
-    "     \"check\": \"gb11643\"},"
-    "    {\"name\": \"name\", \"type\": \"C\", \"length\": 50, \"required\": true},"
-    "    {\"name\": \"birth_date\", \"type\": \"D\"},"
-    "    {\"name\": \"height\", \"type\": \"N\"},"
-    "    {\"name\": \"children\", \"type\": \"I\"},"
-    "    {\"name\": \"updated_at\", \"type\": \"T\"},"
-    "    {\"name\": \"alive\", \"type\": \"L\"},"
-    "    {\"name\": \"photo\", \"type\": \"B\", \"length\": 16},"
-    "    {\"name\": \"region\", \"type\": \"C\", \"length\": 6}%s]},"
-    "  {\"code\": \"" P9 "\", \"name\": \"婚姻登记\", \"provider\": \"GA\","
-    "   \"share_type\": \"unconditional\", \"key\": [\"cert_no\", \"id_number\"], \"items\": ["
-    "    {\"name\": \"cert_no\", \"type\": \"C\", \"required\": true},"
-    "    {\"name\": \"id_number\", \"type\": \"C\", \"required\": true},"
-    "    {\"name\": \"reg_date\", \"type\": \"D\"}]},"
-    "  {\"code\": \"370600-SC-0001\", \"name\": \"法人\", \"provider\": \"SC\","
-    "   \"share_type\": \"unconditional\", \"key\": [\"credit_code\"], \"items\": ["
-    "    {\"name\": \"credit_code\", \"type\": \"C\", \"required\": true},"
-    "    {\"name\": \"name\", \"type\": \"C\"}]}"
-    "]}";
+        "{\"departments\": [{\"code\": \"GA\", \"name\": \"市公安局\"},"
+        "                   {\"code\": \"SC\", \"name\": \"市市场监督管理局\"}],"
+        " \"resources\": ["
+        "  {\"code\": \"" P1 "\", \"name\": \"人口基本信息\", \"provider\": \"GA\","
+        "   \"share_type\": \"unconditional\", \"key\": [\"id_number\"], \"items\": ["
+        "    {\"name\": \"id_number\", \"type\": \"C\", \"length\": 18, \"required\": true,"
+        "     \"check\": \"gb11643\"},"
+        "    {\"name\": \"name\", \"type\": \"C\", \"length\": 50, \"required\": true},"
+        "    {\"name\": \"birth_date\", \"type\": \"D\"},"
+        "    {\"name\": \"height\", \"type\": \"N\"},"
+        "    {\"name\": \"children\", \"type\": \"I\"},"
+        "    {\"name\": \"updated_at\", \"type\": \"T\"},"
+        "    {\"name\": \"alive\", \"type\": \"L\"},"
+        "    {\"name\": \"photo\", \"type\": \"B\", \"length\": 16},"
+        "    {\"name\": \"region\", \"type\": \"C\", \"length\": 6}%s]},"
+        "  {\"code\": \"" P9 "\", \"name\": \"婚姻登记\", \"provider\": \"GA\","
+        "   \"share_type\": \"unconditional\", \"key\": [\"cert_no\", \"id_number\"], \"items\": ["
+        "    {\"name\": \"cert_no\", \"type\": \"C\", \"required\": true},"
+        "    {\"name\": \"id_number\", \"type\": \"C\", \"required\": true},"
+        "    {\"name\": \"reg_date\", \"type\": \"D\"}]},"
+        "  {\"code\": \"370600-SC-0001\", \"name\": \"法人\", \"provider\": \"SC\","
+        "   \"share_type\": \"unconditional\", \"key\": [\"credit_code\"], \"items\": ["
+        "    {\"name\": \"credit_code\", \"type\": \"C\", \"required\": true},"
+        "    {\"name\": \"name\", \"type\": \"C\"}]}"
+        "]}";
 
 #define PERSON_DDL                                                                                 \
         "CREATE TABLE person(ID_Number TEXT PRIMARY KEY, name TEXT NOT NULL, birth_date TEXT,"     \
@@ -78,8 +78,8 @@ static exb_catalog_t *catalog_with(const char *extra_items)
         size_t size = strlen(catalog_text) + strlen(extra_items) + 1;
         char *text = malloc(size);
         snprintf(text, size, catalog_text, extra_items);
-        exb_catalog_t *cat = exb_catalog_parse("test-catalog", text, strlen(text), NULL, 0, es,
-                                               sizeof(es));
+        exb_catalog_t *cat =
+                exb_catalog_parse("test-catalog", text, strlen(text), NULL, 0, es, sizeof(es));
         free(text);
         if (!cat)
                 print_error("%s\n", es);
@@ -211,12 +211,11 @@ static void test_conf_file(void **state)
         (void)state;
         exb_publisher_conf_t c;
         char es[512] = "";
-        assert_int_equal(exb_conf_load(exb_publisher_props, &c, "data/producer_ok.conf", es,
-                                       sizeof(es)),
-                         0);
-        assert_int_equal(exb_conf_check(exb_publisher_props, &c, "data/producer_ok.conf", es,
-                                        sizeof(es)),
-                         0);
+        assert_int_equal(
+                exb_conf_load(exb_publisher_props, &c, "data/producer_ok.conf", es, sizeof(es)), 0);
+        assert_int_equal(
+                exb_conf_check(exb_publisher_props, &c, "data/producer_ok.conf", es, sizeof(es)),
+                0);
         assert_string_equal(c.dept, "GA");
         assert_string_equal(c.source_type, "sqlite");
         assert_string_equal(c.source_path, "/var/lib/ga/ga.db");
@@ -232,18 +231,17 @@ static void test_conf_file(void **state)
         static const struct {
                 const char *file, *err;
         } bad[] = {
-            {"data/producer_unknown.conf",
-             "data/producer_unknown.conf:2: unknown key \"sorce.path\" (did you mean "
-             "\"source.path\"?)"},
-            {"data/producer_type.conf",
-             "data/producer_type.conf:2: \"source.type\": invalid value \"oracle\" (one of "
-             "sqlite)"},
+                {"data/producer_unknown.conf",
+                 "data/producer_unknown.conf:2: unknown key \"sorce.path\" (did you mean "
+                 "\"source.path\"?)"},
+                {"data/producer_type.conf",
+                 "data/producer_type.conf:2: \"source.type\": invalid value \"oracle\" (one of "
+                 "sqlite)"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 es[0] = '\0';
-                assert_int_equal(exb_conf_load(exb_publisher_props, &c, bad[i].file, es,
-                                               sizeof(es)),
-                                 -1);
+                assert_int_equal(
+                        exb_conf_load(exb_publisher_props, &c, bad[i].file, es, sizeof(es)), -1);
                 assert_string_equal(es, bad[i].err);
                 exb_conf_free(exb_publisher_props, &c);
         }
@@ -253,9 +251,9 @@ static void test_conf_file(void **state)
         assert_int_equal(c.poll_interval_ms, 200); /* defaults */
         assert_int_equal(c.batch_size, 1000);
         assert_string_equal(c.data_dir, ".");
-        assert_int_equal(exb_conf_check(exb_publisher_props, &c, "producer_missing.conf", es,
-                                        sizeof(es)),
-                         -1);
+        assert_int_equal(
+                exb_conf_check(exb_publisher_props, &c, "producer_missing.conf", es, sizeof(es)),
+                -1);
         assert_non_null(strstr(es, "\"dept\""));
         assert_non_null(strstr(es, "source.table."));
         exb_conf_free(exb_publisher_props, &c);
@@ -267,12 +265,11 @@ static void test_conf_check(void **state)
 {
         (void)state;
         sqlite3 *db = db_open();
-        sql(db, PERSON_DDL
-            "CREATE TABLE person_nokey(name TEXT, region TEXT);"
-            "CREATE TABLE person_noname(id_number TEXT);"
-            "CREATE TABLE marriage(cert_no TEXT, id_number TEXT, reg_date TEXT);"
-            "CREATE TABLE company(credit_code TEXT, name TEXT);"
-            "CREATE VIEW person_v AS SELECT * FROM person;");
+        sql(db, PERSON_DDL "CREATE TABLE person_nokey(name TEXT, region TEXT);"
+                           "CREATE TABLE person_noname(id_number TEXT);"
+                           "CREATE TABLE marriage(cert_no TEXT, id_number TEXT, reg_date TEXT);"
+                           "CREATE TABLE company(credit_code TEXT, name TEXT);"
+                           "CREATE VIEW person_v AS SELECT * FROM person;");
         sqlite3_close(db);
         exb_catalog_t *cat = catalog_with("");
         char missing[160];
@@ -281,28 +278,32 @@ static void test_conf_check(void **state)
                 const char *table, *code, *err;
                 int dept_sc, missing_db;
         } cases[] = {
-            {"person", P1, NULL},
-            {"PERSON", P1, NULL},
-            {"marriage", P9, NULL},
-            {"nosuch", P1, "producer.conf: source.table.nosuch = " P1 ": no table \"nosuch\" in "},
-            {"person_nokey", P1,
-             "producer.conf: source.table.person_nokey = " P1
-             ": table person_nokey has no column \"id_number\" (key item)"},
-            {"person_noname", P1,
-             "producer.conf: source.table.person_noname = " P1
-             ": table person_noname has no column \"name\" (required item)"},
-            {"person_v", P1,
-             "producer.conf: source.table.person_v = " P1
-             ": person_v is a view; changes are captured from tables"},
-            {"company", "370600-SC-0001",
-             "producer.conf: source.table.company = 370600-SC-0001: resource 370600-SC-0001 is "
-             "provided by SC, not by dept GA"},
-            {"person", "370600-XX-0001",
-             "producer.conf: source.table.person = 370600-XX-0001: resource 370600-XX-0001 is not "
-             "in the catalog"},
-            {"person", P1, "producer.conf: source.table.person = " P1
-                           ": resource " P1 " is provided by GA, not by dept SC", 1},
-            {"person", P1, "producer.conf: source.path ", 0, 1},
+                {"person", P1, NULL},
+                {"PERSON", P1, NULL},
+                {"marriage", P9, NULL},
+                {"nosuch", P1,
+                 "producer.conf: source.table.nosuch = " P1 ": no table \"nosuch\" in "},
+                {"person_nokey", P1,
+                 "producer.conf: source.table.person_nokey = " P1
+                 ": table person_nokey has no column \"id_number\" (key item)"},
+                {"person_noname", P1,
+                 "producer.conf: source.table.person_noname = " P1
+                 ": table person_noname has no column \"name\" (required item)"},
+                {"person_v", P1,
+                 "producer.conf: source.table.person_v = " P1
+                 ": person_v is a view; changes are captured from tables"},
+                {"company", "370600-SC-0001",
+                 "producer.conf: source.table.company = 370600-SC-0001: resource 370600-SC-0001 is "
+                 "provided by SC, not by dept GA"},
+                {"person", "370600-XX-0001",
+                 "producer.conf: source.table.person = 370600-XX-0001: resource 370600-XX-0001 is "
+                 "not "
+                 "in the catalog"},
+                {"person", P1,
+                 "producer.conf: source.table.person = " P1 ": resource " P1
+                 " is provided by GA, not by dept SC",
+                 1},
+                {"person", P1, "producer.conf: source.path ", 0, 1},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 tconf_t t;
@@ -357,9 +358,8 @@ static void src_open(src_fx_t *fx, const char *const *names, const char *const *
                 fx->schemas[i] = exb_resource_schema(res, es, sizeof(es));
                 assert_non_null(fx->schemas[i]);
                 fx->tables[i] = (exb_source_table_t){names[i], res, fx->schemas[i]};
-                assert_int_equal(exb_binding_init(&fx->binds[i], res, fx->schemas[i], es,
-                                                  sizeof(es)),
-                                 0);
+                assert_int_equal(
+                        exb_binding_init(&fx->binds[i], res, fx->schemas[i], es, sizeof(es)), 0);
         }
         exb_source_conf_t sc = {"producer.conf", "GA", dbpath, tmpdir, 3};
         fx->src = exb_source_sqlite.open(&sc, es, sizeof(es));
@@ -473,13 +473,14 @@ static void test_capture(void **state)
             "UPDATE marriage SET cert_no = 'C-2';",
             id1, id2, id1);
         const char *want[][2] = {
-            {"CREATE", NULL}, {"UPDATE", NULL}, {"DELETE", NULL}, {"CREATE", NULL},
-            {"DELETE", NULL}, {"CREATE", NULL}, {"DELETE", NULL}, {"CREATE", NULL},
+                {"CREATE", NULL}, {"UPDATE", NULL}, {"DELETE", NULL}, {"CREATE", NULL},
+                {"DELETE", NULL}, {"CREATE", NULL}, {"DELETE", NULL}, {"CREATE", NULL},
         };
         assert_int_equal(sql_int(db, "SELECT count(*) FROM exb_changelog"), 8);
         for (int i = 0; i < 8; i++)
-                assert_string_equal(sql_text(db, "SELECT op FROM exb_changelog WHERE seq=%d", i + 1),
-                                    want[i][0]);
+                assert_string_equal(
+                        sql_text(db, "SELECT op FROM exb_changelog WHERE seq=%d", i + 1),
+                        want[i][0]);
         /* A DELETE carries the key columns only, under the item names. */
         char key_only[64];
         snprintf(key_only, sizeof(key_only), "{\"id_number\":\"%s\"}", id1);
@@ -487,8 +488,9 @@ static void test_capture(void **state)
         char composite[80];
         snprintf(composite, sizeof(composite), "{\"cert_no\":\"C-1\",\"id_number\":\"%s\"}", id1);
         assert_string_equal(sql_text(db, "SELECT data FROM exb_changelog WHERE seq=7"), composite);
-        assert_int_equal(sql_int(db, "SELECT ts BETWEEN %lld AND %lld FROM exb_changelog WHERE "
-                                     "seq=1",
+        assert_int_equal(sql_int(db,
+                                 "SELECT ts BETWEEN %lld AND %lld FROM exb_changelog WHERE "
+                                 "seq=1",
                                  (long long)exb_now_ms() - 60000, (long long)exb_now_ms() + 1000),
                          1);
 
@@ -598,40 +600,40 @@ static void test_value_mapping(void **state)
                 const char *s;   /* C, B */
                 size_t slen;
         } cases[] = {
-            {"birth_date", "'2026-01-15'", NULL, 1},
-            {"birth_date", "'15/01/2026'",
-             "item \"birth_date\": \"15/01/2026\" is not a date (YYYY-MM-DD)"},
-            {"birth_date", "'2026-02-30'",
-             "item \"birth_date\": \"2026-02-30\" is not a date (YYYY-MM-DD)"},
-            {"birth_date", "20260115",
-             "item \"birth_date\": INTEGER 20260115 does not fit type D (date YYYY-MM-DD)"},
-            {"height", "1.75", NULL, 0, 1.75},
-            {"height", "170", NULL, 0, 170},
-            {"height", "'tall'", "item \"height\": TEXT \"tall\" does not fit type N (number)"},
-            {"height", "1e999", "changelog data is not a JSON object"},
-            {"children", "3", NULL, 3},
-            {"children", "2.0", NULL, 2},
-            {"children", "2.5", "item \"children\": 2.5 is not an integer"},
-            {"children", "'3'", "item \"children\": TEXT \"3\" does not fit type I (integer)"},
-            {"updated_at", "'2026-01-15T08:30:00Z'", NULL, 2},
-            {"updated_at", "'2026-01-15 16:30:00+08:00'", NULL, 2},
-            {"updated_at", "1768465800000", NULL, 1768465800000LL},
-            {"updated_at", "'yesterday'",
-             "item \"updated_at\": \"yesterday\" is not an ISO-8601 timestamp"},
-            {"updated_at", "1.5",
-             "item \"updated_at\": REAL 1.5 does not fit type T (ISO-8601 text or epoch ms)"},
-            {"alive", "1", NULL, 1},
-            {"alive", "0", NULL, 0},
-            {"alive", "2", "item \"alive\": 2 is not a boolean (0 or 1)"},
-            {"alive", "'yes'", "item \"alive\": TEXT \"yes\" does not fit type L (0 or 1)"},
-            {"photo", "x'00ff10'", NULL, 0, 0, "\x00\xff\x10", 3},
-            {"photo", "x''", NULL, 0, 0, "", 0},
-            {"photo", "'abc'", "item \"photo\": TEXT \"abc\" does not fit type B (BLOB)"},
-            {"region", "x'41'", "item \"region\": a BLOB does not fit type C (text)"},
-            {"region", "370602", NULL, 0, 0, "370602", 6},
-            {"region", "'a\"b\\\\c'", NULL, 0, 0, "a\"b\\\\c", 6},
-            {"region", "1.5", "item \"region\": REAL 1.5 does not fit type C (text)"},
-            {"name", "NULL", NULL}, /* mapped as null; validation rejects it (required) */
+                {"birth_date", "'2026-01-15'", NULL, 1},
+                {"birth_date", "'15/01/2026'",
+                 "item \"birth_date\": \"15/01/2026\" is not a date (YYYY-MM-DD)"},
+                {"birth_date", "'2026-02-30'",
+                 "item \"birth_date\": \"2026-02-30\" is not a date (YYYY-MM-DD)"},
+                {"birth_date", "20260115",
+                 "item \"birth_date\": INTEGER 20260115 does not fit type D (date YYYY-MM-DD)"},
+                {"height", "1.75", NULL, 0, 1.75},
+                {"height", "170", NULL, 0, 170},
+                {"height", "'tall'", "item \"height\": TEXT \"tall\" does not fit type N (number)"},
+                {"height", "1e999", "changelog data is not a JSON object"},
+                {"children", "3", NULL, 3},
+                {"children", "2.0", NULL, 2},
+                {"children", "2.5", "item \"children\": 2.5 is not an integer"},
+                {"children", "'3'", "item \"children\": TEXT \"3\" does not fit type I (integer)"},
+                {"updated_at", "'2026-01-15T08:30:00Z'", NULL, 2},
+                {"updated_at", "'2026-01-15 16:30:00+08:00'", NULL, 2},
+                {"updated_at", "1768465800000", NULL, 1768465800000LL},
+                {"updated_at", "'yesterday'",
+                 "item \"updated_at\": \"yesterday\" is not an ISO-8601 timestamp"},
+                {"updated_at", "1.5",
+                 "item \"updated_at\": REAL 1.5 does not fit type T (ISO-8601 text or epoch ms)"},
+                {"alive", "1", NULL, 1},
+                {"alive", "0", NULL, 0},
+                {"alive", "2", "item \"alive\": 2 is not a boolean (0 or 1)"},
+                {"alive", "'yes'", "item \"alive\": TEXT \"yes\" does not fit type L (0 or 1)"},
+                {"photo", "x'00ff10'", NULL, 0, 0, "\x00\xff\x10", 3},
+                {"photo", "x''", NULL, 0, 0, "", 0},
+                {"photo", "'abc'", "item \"photo\": TEXT \"abc\" does not fit type B (BLOB)"},
+                {"region", "x'41'", "item \"region\": a BLOB does not fit type C (text)"},
+                {"region", "370602", NULL, 0, 0, "370602", 6},
+                {"region", "'a\"b\\\\c'", NULL, 0, 0, "a\"b\\\\c", 6},
+                {"region", "1.5", "item \"region\": REAL 1.5 does not fit type C (text)"},
+                {"name", "NULL", NULL}, /* mapped as null; validation rejects it (required) */
         };
         char es[512];
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -677,8 +679,9 @@ static void test_value_mapping(void **state)
                         if (!cases[i].s) {
                                 assert_true(v->is_null);
                                 /* ...and the validator says why it may not leave. */
-                                exb_record_t rec = {chg.op, exb_str(chg.event_id), exb_str("GA"),
-                                                    0, chg.nvals, chg.vals};
+                                exb_record_t rec = {chg.op,        exb_str(chg.event_id),
+                                                    exb_str("GA"), 0,
+                                                    chg.nvals,     chg.vals};
                                 assert_int_equal(exb_validate(&fx.binds[0], &rec, es, sizeof(es)),
                                                  EXB_ERR_INVALID);
                                 assert_string_equal(es, P1 ": item \"name\": required item is "
@@ -763,9 +766,9 @@ static void test_snapshot_reads(void **state)
         char es[512] = "", eid[64];
         int64_t after = 2;
         for (int i = 2; i < 7; i++) {
-                assert_int_equal(exb_source_sqlite.snapshot_next(fx.src, 0, after, 7, &chg, es,
-                                                                 sizeof(es)),
-                                 1);
+                assert_int_equal(
+                        exb_source_sqlite.snapshot_next(fx.src, 0, after, 7, &chg, es, sizeof(es)),
+                        1);
                 assert_int_equal(chg.op, EXB_OP_SNAPSHOT);
                 assert_int_equal(chg.pos, i + 1);
                 snprintf(eid, sizeof(eid), "GA-%s-snap7-%d", exb_source_sqlite.id(fx.src), i + 1);
@@ -773,9 +776,9 @@ static void test_snapshot_reads(void **state)
                 if (i == 4) {
                         assert_string_equal(chg.error,
                                             "item \"alive\": 9 is not a boolean (0 or 1)");
-                        assert_int_equal(exb_source_sqlite.reject(fx.src, &chg, chg.error, es,
-                                                                  sizeof(es)),
-                                         0);
+                        assert_int_equal(
+                                exb_source_sqlite.reject(fx.src, &chg, chg.error, es, sizeof(es)),
+                                0);
                         assert_int_equal(exb_source_sqlite.ack(fx.src, 0, es, sizeof(es)), 0);
                 } else {
                         assert_null(chg.error);
@@ -783,12 +786,10 @@ static void test_snapshot_reads(void **state)
                 }
                 after = chg.pos;
         }
-        assert_int_equal(exb_source_sqlite.snapshot_next(fx.src, 0, after, 7, &chg, es,
-                                                         sizeof(es)),
+        assert_int_equal(exb_source_sqlite.snapshot_next(fx.src, 0, after, 7, &chg, es, sizeof(es)),
                          0);
         /* A position that is not where the batch stopped re-reads from there. */
-        assert_int_equal(exb_source_sqlite.snapshot_next(fx.src, 0, 0, 7, &chg, es, sizeof(es)),
-                         1);
+        assert_int_equal(exb_source_sqlite.snapshot_next(fx.src, 0, 0, 7, &chg, es, sizeof(es)), 1);
         assert_int_equal(chg.pos, 1);
         snprintf(eid, sizeof(eid), "GA-%s-snap7-5", exb_source_sqlite.id(fx.src));
         assert_string_equal(sql_text(db, "SELECT event_id FROM exb_rejects WHERE op='SNAPSHOT'"),
@@ -862,9 +863,9 @@ static int read_topic(const char *topic, int nparts, int64_t *from, got_t *got, 
         exb_consumer_t *c = exb_consumer_new(B.brokers, NULL, NULL, 0, NULL, es, sizeof(es));
         assert_non_null(c);
         for (int p = 0; p < nparts; p++)
-                assert_int_equal(exb_consumer_assign(c, topic, p, from ? from[p] : 0, es,
-                                                     sizeof(es)),
-                                 EXB_OK);
+                assert_int_equal(
+                        exb_consumer_assign(c, topic, p, from ? from[p] : 0, es, sizeof(es)),
+                        EXB_OK);
         int n = 0;
         int64_t deadline = exb_mono_ms() + 10000;
         exb_msg_t msgs[64];
@@ -963,14 +964,15 @@ static void test_publish(void **state)
         char bad[19];
         snprintf(bad, sizeof(bad), "%s", idn(9));
         bad[17] = bad[17] == '0' ? '1' : '0'; /* wrong check digit */
-        sql(db, "INSERT INTO person(id_number, name) VALUES('%s', 'A');"
-                "INSERT INTO person(id_number, name) VALUES('%s', 'bad id');"
-                "INSERT INTO person(id_number, name, alive) VALUES('%s', 'bad alive', 7);"
-                "INSERT INTO person(id_number, name) VALUES('%s', 'B');"
-                "UPDATE person SET name = 'A2' WHERE id_number = '%s';"
-                "UPDATE person SET id_number = '%s' WHERE id_number = '%s';"
-                "DELETE FROM person WHERE id_number = '%s';"
-                "INSERT INTO marriage VALUES('M1', '%s', '2020-01-01');",
+        sql(db,
+            "INSERT INTO person(id_number, name) VALUES('%s', 'A');"
+            "INSERT INTO person(id_number, name) VALUES('%s', 'bad id');"
+            "INSERT INTO person(id_number, name, alive) VALUES('%s', 'bad alive', 7);"
+            "INSERT INTO person(id_number, name) VALUES('%s', 'B');"
+            "UPDATE person SET name = 'A2' WHERE id_number = '%s';"
+            "UPDATE person SET id_number = '%s' WHERE id_number = '%s';"
+            "DELETE FROM person WHERE id_number = '%s';"
+            "INSERT INTO marriage VALUES('M1', '%s', '2020-01-01');",
             idn(1), bad, idn(3), idn(2), idn(1), idn(4), idn(2), idn(1), idn(1));
         pump(pub, db, 7);
         exb_publisher_stats_t st;
@@ -985,7 +987,8 @@ static void test_publish(void **state)
                             P1 ": item \"alive\": 7 is not a boolean (0 or 1)");
 
         char db_id[40];
-        snprintf(db_id, sizeof(db_id), "%s", sql_text(db, "SELECT v FROM exb_meta WHERE k='db_id'"));
+        snprintf(db_id, sizeof(db_id), "%s",
+                 sql_text(db, "SELECT v FROM exb_meta WHERE k='db_id'"));
         got_t got[16];
         assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got, 6), 6);
         static const struct {
@@ -993,9 +996,8 @@ static void test_publish(void **state)
                 int seq, id;
                 const char *name;
         } want[] = {
-            {EXB_OP_CREATE, 1, 1, "A"},  {EXB_OP_CREATE, 4, 2, "B"},
-            {EXB_OP_UPDATE, 5, 1, "A2"}, {EXB_OP_DELETE, 6, 2, ""},
-            {EXB_OP_CREATE, 7, 4, "B"},  {EXB_OP_DELETE, 8, 1, ""},
+                {EXB_OP_CREATE, 1, 1, "A"}, {EXB_OP_CREATE, 4, 2, "B"}, {EXB_OP_UPDATE, 5, 1, "A2"},
+                {EXB_OP_DELETE, 6, 2, ""},  {EXB_OP_CREATE, 7, 4, "B"}, {EXB_OP_DELETE, 8, 1, ""},
         };
         int32_t sid;
         exb_resource_t *res = exb_control_resource(B.ctl, P1, &sid);
@@ -1098,7 +1100,8 @@ static void test_snapshot(void **state)
         assert_int_equal(st.snapshot, 49);
         assert_int_equal(st.rejected, 2);
         char db_id[40];
-        snprintf(db_id, sizeof(db_id), "%s", sql_text(db, "SELECT v FROM exb_meta WHERE k='db_id'"));
+        snprintf(db_id, sizeof(db_id), "%s",
+                 sql_text(db, "SELECT v FROM exb_meta WHERE k='db_id'"));
         char eid[80];
         assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got, 49), 49);
         for (int i = 0, row = 0; i < 49; i++, row++) {
@@ -1121,8 +1124,9 @@ static void test_snapshot(void **state)
         assert_int_equal(sql_int(sdb, "SELECT count(*) FROM snapshot_runs WHERE finished IS NOT "
                                       "NULL"),
                          1);
-        sql(sdb, "INSERT INTO snapshot_runs VALUES(2, '%s', '2026-01-01T00:00:00Z', NULL);"
-                 "INSERT INTO snapshot_progress VALUES(2, 'person', %lld, 0)",
+        sql(sdb,
+            "INSERT INTO snapshot_runs VALUES(2, '%s', '2026-01-01T00:00:00Z', NULL);"
+            "INSERT INTO snapshot_progress VALUES(2, 'person', %lld, 0)",
             db_id, (long long)first + 19);
         assert_int_equal(exb_publisher_snapshot(pub, es, sizeof(es)), 30);
         assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got, 30), 30);
@@ -1206,20 +1210,18 @@ static void test_new_refuses(void **state)
 int main(void)
 {
         const struct CMUnitTest local[] = {
-            cmocka_unit_test(test_conf_file),
-            cmocka_unit_test_setup_teardown(test_conf_check, setup_dir, teardown_dir),
-            cmocka_unit_test_setup_teardown(test_triggers_idempotent, setup_dir, teardown_dir),
-            cmocka_unit_test_setup_teardown(test_capture, setup_dir, teardown_dir),
-            cmocka_unit_test_setup_teardown(test_value_mapping, setup_dir, teardown_dir),
-            cmocka_unit_test_setup_teardown(test_wide_table, setup_dir, teardown_dir),
-            cmocka_unit_test_setup_teardown(test_snapshot_reads, setup_dir, teardown_dir),
+                cmocka_unit_test(test_conf_file),
+                cmocka_unit_test_setup_teardown(test_conf_check, setup_dir, teardown_dir),
+                cmocka_unit_test_setup_teardown(test_triggers_idempotent, setup_dir, teardown_dir),
+                cmocka_unit_test_setup_teardown(test_capture, setup_dir, teardown_dir),
+                cmocka_unit_test_setup_teardown(test_value_mapping, setup_dir, teardown_dir),
+                cmocka_unit_test_setup_teardown(test_wide_table, setup_dir, teardown_dir),
+                cmocka_unit_test_setup_teardown(test_snapshot_reads, setup_dir, teardown_dir),
         };
         const struct CMUnitTest broker[] = {
-            cmocka_unit_test(test_publish),
-            cmocka_unit_test(test_broker_down),
-            cmocka_unit_test(test_snapshot),
-            cmocka_unit_test(test_new_version),
-            cmocka_unit_test(test_new_refuses),
+                cmocka_unit_test(test_publish),     cmocka_unit_test(test_broker_down),
+                cmocka_unit_test(test_snapshot),    cmocka_unit_test(test_new_version),
+                cmocka_unit_test(test_new_refuses),
         };
         int failed = cmocka_run_group_tests_name("publisher (no broker)", local, NULL, NULL);
         if (setup_dir(NULL))
