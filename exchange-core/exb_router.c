@@ -103,7 +103,10 @@ struct rt_part_s {
 };
 
 struct exb_router_s {
-        exb_router_conf_t conf;
+        char *brokers;          /* owned copies of what the router keeps from its conf */
+        exb_kprop_t *props;
+        int nprops;
+        int partitions, batch_size;
         char *secret;
         size_t secret_len;
         exb_control_t *ctl;
@@ -250,10 +253,10 @@ static void ensure_delivery_topics(exb_router_t *rtr)
                 for (int k = 0; k < rtr->res[i].nroutes; k++) {
                         specs = exb_realloc(specs, sizeof(*specs) * (size_t)(n + 1));
                         specs[n++] = (exb_topic_spec_t){exb_topic_name(rtr->res[i].routes[k].topic),
-                                                        rtr->conf.partitions, 0};
+                                                        rtr->partitions, 0};
                 }
         char err[512];
-        if (n && exb_admin_ensure_topics(rtr->conf.brokers, NULL, 0, specs, n, 10000, err,
+        if (n && exb_admin_ensure_topics(rtr->brokers, rtr->props, rtr->nprops, specs, n, 10000, err,
                                          sizeof(err)) != EXB_OK)
                 EXB_WARN("delivery topics: %s", err);
         free(specs);
@@ -674,7 +677,7 @@ static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
 int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size)
 {
         table_refresh(rtr);
-        int n = exb_consumer_poll(rtr->consumer, rtr->batch, rtr->conf.batch_size, timeout_ms,
+        int n = exb_consumer_poll(rtr->consumer, rtr->batch, rtr->batch_size, timeout_ms,
                                   errstr, errstr_size);
         if (n < 0)
                 return -1;
@@ -723,8 +726,6 @@ int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop)
 
 exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t errstr_size)
 {
-        exb_router_t *rtr = exb_calloc(1, sizeof(*rtr));
-        rtr->conf = *conf;
         const char *secret = getenv("EXBUS_MASK_SECRET");
         if (!secret || !*secret)
                 secret = conf->mask_secret;
@@ -732,34 +733,36 @@ exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t
                 exb_errf(errstr, errstr_size,
                          "router: mask.secret (or EXBUS_MASK_SECRET) must be set, at least 16 "
                          "characters: it keys the `hash` masks");
-                free(rtr);
                 return NULL;
         }
+        exb_router_t *rtr = exb_calloc(1, sizeof(*rtr));
         rtr->secret = exb_strdup(secret);
         rtr->secret_len = strlen(secret);
-        int nprops = conf->kafka.cnt;
-        exb_kprop_t *props = exb_calloc((size_t)nprops + 1, sizeof(*props));
-        for (int i = 0; i < nprops; i++)
-                props[i] = (exb_kprop_t){conf->kafka.kvs[i].key, conf->kafka.kvs[i].value};
+        rtr->brokers = exb_strdup(conf->brokers);
+        rtr->partitions = conf->partitions;
+        rtr->batch_size = conf->batch_size;
+        rtr->nprops = conf->kafka.cnt;
+        rtr->props = exb_calloc((size_t)rtr->nprops + 1, sizeof(*rtr->props));
+        for (int i = 0; i < rtr->nprops; i++)
+                rtr->props[i] = (exb_kprop_t){exb_strdup(conf->kafka.kvs[i].key),
+                                              exb_strdup(conf->kafka.kvs[i].value)};
         char cache[4096];
         snprintf(cache, sizeof(cache), "%s/router-control.db", conf->data_dir);
         exb_rebalance_t rb = {on_assign, on_revoke, rtr};
         const char *topics[] = {"^exb\\.ingest\\..*"};
         exb_buf_init(&rtr->enc, RT_MAX_VALUE + 1024);
         exb_buf_init(&rtr->key, 1 << 16);
-        rtr->batch = exb_calloc((size_t)conf->batch_size, sizeof(exb_msg_t));
-        if (!(rtr->ctl = exb_control_new(conf->brokers, props, nprops, cache, 15000, errstr,
-                                         errstr_size)) ||
-            !(rtr->producer = exb_producer_new(conf->brokers, props, nprops, on_delivery, rtr,
-                                               errstr, errstr_size)) ||
-            !(rtr->consumer = exb_consumer_new(conf->brokers, conf->group_id, props, nprops, &rb,
-                                               errstr, errstr_size)) ||
+        rtr->batch = exb_calloc((size_t)rtr->batch_size, sizeof(exb_msg_t));
+        if (!(rtr->ctl = exb_control_new(rtr->brokers, rtr->props, rtr->nprops, cache, 15000,
+                                         errstr, errstr_size)) ||
+            !(rtr->producer = exb_producer_new(rtr->brokers, rtr->props, rtr->nprops, on_delivery,
+                                               rtr, errstr, errstr_size)) ||
+            !(rtr->consumer = exb_consumer_new(rtr->brokers, conf->group_id, rtr->props,
+                                               rtr->nprops, &rb, errstr, errstr_size)) ||
             exb_consumer_subscribe(rtr->consumer, topics, 1, errstr, errstr_size) != EXB_OK) {
-                free(props);
                 exb_router_destroy(rtr);
                 return NULL;
         }
-        free(props);
         table_build(rtr);
         rtr->generation = exb_control_generation(rtr->ctl);
         rtr->next_expiry_check = exb_mono_ms() + 10000;
@@ -791,5 +794,11 @@ void exb_router_destroy(exb_router_t *rtr)
         exb_buf_free(&rtr->enc);
         exb_buf_free(&rtr->key);
         free(rtr->secret);
+        free(rtr->brokers);
+        for (int i = 0; i < rtr->nprops; i++) {
+                free((char *)rtr->props[i].name);
+                free((char *)rtr->props[i].value);
+        }
+        free(rtr->props);
         free(rtr);
 }

@@ -487,11 +487,23 @@ static int take(exb_publisher_t *pub, pub_ring_t *ring, const exb_change_t *chg,
         return TAKE_FATAL;
 }
 
+/* Serves delivery reports, waiting up to timeout_ms for the first (just
+ * sleeps while there is no producer: it failed and is being replaced). */
+static void wait_reports(exb_publisher_t *pub, int timeout_ms)
+{
+        if (pub->producer) {
+                exb_producer_poll(pub->producer, timeout_ms);
+                return;
+        }
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
 /* Serves delivery reports for up to timeout_ms and pops the delivered
  * prefix. Returns how many slots were popped; *last gets the last position. */
 static int reports(exb_publisher_t *pub, pub_ring_t *ring, int timeout_ms, int64_t *last)
 {
-        exb_producer_poll(pub->producer, timeout_ms);
+        wait_reports(pub, timeout_ms);
         return ring_pop(ring, last);
 }
 
@@ -527,7 +539,7 @@ static int ack(exb_publisher_t *pub)
 static int recover(exb_publisher_t *pub, pub_ring_t *ring)
 {
         char err[512];
-        if (exb_producer_fatal(pub->producer, err, sizeof(err)) == EXB_ERR_FATAL) {
+        if (pub->producer && exb_producer_fatal(pub->producer, err, sizeof(err)) == EXB_ERR_FATAL) {
                 EXB_ERROR("%s: %s: replacing the producer", pub->where, err);
                 exb_producer_destroy(pub->producer); /* reports every queued message */
                 pub->producer = NULL;
@@ -785,7 +797,7 @@ int exb_publisher_poll(exb_publisher_t *pub, int timeout_ms, char *errstr, size_
         int wait = idle || pub->ring.n >= pub->ring.cap ? timeout_ms : 0;
         if (pub->ring.n == 0 && idle && !pub->ring.failed && wait > 0) {
                 /* Nothing in flight: wait for the source, serving reports. */
-                exb_producer_poll(pub->producer, wait);
+                wait_reports(pub, wait);
         } else if (reports(pub, &pub->ring, wait, &last)) {
                 pub->done_pos = last;
         }
@@ -969,7 +981,7 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                 /* Keep what was delivered: wait (bounded) for the reports in flight. */
                 int64_t until = exb_mono_ms() + 10000;
                 while (ring->pending > 0 && exb_mono_ms() < until)
-                        exb_producer_poll(pub->producer, 100);
+                        wait_reports(pub, 100);
                 if (ring_pop(ring, &popped_pos))
                         last = popped_pos;
                 if (ack(pub) == 0 && last > saved)
@@ -1000,7 +1012,7 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
         }
         drain(pub);
         /* Leftovers of an earlier, failed snapshot call. */
-        if (pub->snap_ring.pending > 0)
+        if (pub->snap_ring.pending > 0 && pub->producer)
                 exb_producer_flush(pub->producer, 30000);
         if (pub->snap_ring.pending > 0) {
                 exb_errf(errstr, errstr_size, "%s: snapshot: earlier records are still in flight",

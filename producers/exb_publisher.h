@@ -45,6 +45,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include "exb_common.h"
+#include "exb_catalog.h"
 #include "exb_conf.h"
 
 typedef struct exb_publisher_conf_s {
@@ -122,8 +123,7 @@ void exb_publisher_stats(const exb_publisher_t *pub, exb_publisher_stats_t *stat
  * first; for `exbus producer --check` and tests). The resources are taken
  * from cat (the schema derived as the control plane would).
  * Returns 0, or -1 with errstr. */
-struct exb_catalog_s;
-int exb_publisher_check(const exb_publisher_conf_t *conf, const struct exb_catalog_s *cat,
-                        char *errstr, size_t errstr_size);
+int exb_publisher_check(const exb_publisher_conf_t *conf, const exb_catalog_t *cat, char *errstr,
+                        size_t errstr_size);
 
 #endif

@@ -31,7 +31,7 @@ wait_for "first rows at RS" 120 at_least $((N / 5))
 kill9 router
 log "router killed at $(row_count "$RS" 370600-GA-0001) rows"
 start router "$EXBUS" router -c "$T/router.conf"
-wait_for "more rows at RS" 120 at_least $((N / 2))
+wait_for "rows routed by the restarted router" 120 at_least $((N * 3 / 5))
 kill9 rs
 log "consumer killed at $(row_count "$RS" 370600-GA-0001) rows"
 start rs "$EXBUS" consumer -c "$T/rs.conf"
