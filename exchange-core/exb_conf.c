@@ -487,4 +487,5 @@ void exb_conf_print(const exb_prop_t *props, const char *title, void *out_)
                 md_cell(out, p->doc);
                 fputs(" |\n", out);
         }
+        fputs("\n", out);
 }
