@@ -16,8 +16,16 @@
  *    cluster, uses CreateTopics otherwise, and against an embedded broker in
  *    another process (no CreateTopics) waits for that process to create them.
  *
+ * All callbacks (delivery reports, rebalance hooks) run on the caller's
+ * thread, inside the adapter call that serves them. librdkafka's errors and
+ * logs go to exb_log: errors at WARN (ERROR if fatal), the same error of
+ * the same handle at most every 30 s; its log lines at DEBUG except
+ * configuration warnings (EXBUS_LOG_LEVEL=3 shows them all; the kafka.debug
+ * property adds librdkafka's debug contexts).
+ *
  * Defaults (each can be overridden with a kafka.* property, passed as is):
- *   all:      socket.nagle.disable=true, allow.auto.create.topics=false
+ *   all:      client.id=exbus, socket.nagle.disable=true,
+ *             allow.auto.create.topics=false
  *   producer: enable.idempotence=true, acks=all, linger.ms=5,
  *             queue.buffering.max.messages=1000000,
  *             queue.buffering.max.kbytes=1048576, batch.num.messages=10000,
@@ -26,8 +34,8 @@
  *             auto.offset.reset=earliest, fetch.wait.max.ms=100,
  *             session.timeout.ms=6000, heartbeat.interval.ms=2000,
  *             queued.min.messages=100000, enable.partition.eof=false
- * Measured on librdkafka 2.0.2 / 2 cores: default queue settings stall
- * pass-through at ~230k msg/s, these reach ~450k msg/s.
+ * A group-less consumer also gets a private group.id (librdkafka requires one
+ * for assign) and never commits.
  */
 #ifndef EXB_KAFKA_H
 #define EXB_KAFKA_H
@@ -51,31 +59,43 @@ typedef struct exb_header_s {
 typedef struct exb_producer_s exb_producer_t;
 typedef struct exb_topic_s exb_topic_t; /* cached per producer, never freed by caller */
 
-/* Delivery report: err == EXB_OK and the offset it got, or the error.
+/* Delivery report, exactly one per message exb_produce() accepted:
+ * err == EXB_OK with the partition and offset it got (errstr ""), or the
+ * error with offset -1 and errstr naming topic, partition and cause:
+ * EXB_ERR_RETRY (timed out, broker down, unknown topic: produce it again),
+ * EXB_ERR_INVALID (e.g. message too large: never retry), EXB_ERR_FATAL
+ * (idempotence broken, not authorized: stop).
  * msg_opaque is what was passed to exb_produce(). */
 typedef void(exb_dr_cb_t)(void *opaque, void *msg_opaque, exb_err_t err, const char *errstr,
                           int32_t partition, int64_t offset);
 
-/* Returns a new producer, or NULL with errstr (bad property, no brokers).
- * transactional_id may be NULL. */
+/* Returns a new producer, or NULL with errstr (bad property, named as
+ * "kafka.<name>"; no brokers). dr_cb may be NULL. */
 exb_producer_t *exb_producer_new(const char *brokers, const exb_kprop_t *props, int nprops,
                                  exb_dr_cb_t *dr_cb, void *opaque, char *errstr,
                                  size_t errstr_size);
-void exb_producer_destroy(exb_producer_t *p); /* flushes up to 10 s first */
+/* Flushes up to 10 s first (serving delivery reports); what is still queued
+ * then is purged and reported as EXB_ERR_RETRY. NULL is a no-op. */
+void exb_producer_destroy(exb_producer_t *p);
 
-/* Borrowed handle for topic `name`, created on first use. */
+/* Borrowed handle for topic `name`, created on first use, valid until the
+ * producer is destroyed (a hash lookup: cheap enough per message, thread-safe).
+ * NULL only if librdkafka refuses the name (logged). */
 exb_topic_t *exb_producer_topic(exb_producer_t *p, const char *name);
 const char *exb_topic_name(const exb_topic_t *t);
 
-/* Enqueues one message (key/value/headers copied). partition -1 = by key.
- * Returns EXB_OK, EXB_ERR_RETRY if the local queue is full (poll, then try
- * again), or EXB_ERR_INVALID/FATAL with errstr. */
+/* Enqueues one message (key/value/headers copied: the buffers may be reused
+ * at once). partition -1 = by key (murmur2 as the Java client; no key =
+ * random). value NULL = tombstone. Returns EXB_OK, EXB_ERR_RETRY if the
+ * local queue is full (poll, then try again), or EXB_ERR_INVALID/FATAL with
+ * errstr; then no delivery report follows. */
 exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, const void *key,
                       size_t key_len, const void *value, size_t value_len,
                       const exb_header_t *hdrs, int nhdrs, void *msg_opaque, char *errstr,
                       size_t errstr_size);
 
-/* Serves delivery reports; returns how many were served. */
+/* Serves delivery reports (and errors) waiting up to timeout_ms for the
+ * first; returns how many events were served. */
 int exb_producer_poll(exb_producer_t *p, int timeout_ms);
 /* Waits until everything queued is delivered or failed. EXB_ERR_RETRY on timeout. */
 exb_err_t exb_producer_flush(exb_producer_t *p, int timeout_ms);
@@ -103,63 +123,82 @@ typedef struct exb_msg_s {
 #define EXB_OFFSET_BEGINNING (-2)
 #define EXB_OFFSET_END (-1)
 
-/* Rebalance hooks of a group consumer, called from exb_consumer_poll().
+/* Rebalance hooks of a group consumer, called from exb_consumer_poll() and
+ * exb_consumer_destroy(), once per partition.
  * on_assign returns the offset to start each partition from
- * (EXB_OFFSET_STORED = the group's committed offset).
+ * (EXB_OFFSET_STORED = the group's committed offset, else
+ * auto.offset.reset=earliest; or an offset >= 0, BEGINNING, END).
  * on_revoke is called before partitions go away: flush and store what you
- * can; the adapter commits stored offsets right after it returns. */
+ * can; the adapter commits stored offsets right after it returns (not if
+ * the partitions were lost to a session timeout: then another member may
+ * own them already, and a WARN says so). Either may be NULL. */
 typedef struct exb_rebalance_s {
         int64_t (*on_assign)(void *opaque, const char *topic, int32_t partition);
         void (*on_revoke)(void *opaque, const char *topic, int32_t partition);
         void *opaque;
 } exb_rebalance_t;
 
-/* group_id NULL = group-less (use exb_consumer_assign). rebalance may be NULL.
- * Returns a new consumer or NULL with errstr. */
+/* group_id NULL = group-less (use exb_consumer_assign). rebalance may be NULL
+ * (copied). Returns a new consumer or NULL with errstr (bad property). */
 exb_consumer_t *exb_consumer_new(const char *brokers, const char *group_id,
                                  const exb_kprop_t *props, int nprops,
                                  const exb_rebalance_t *rebalance, char *errstr,
                                  size_t errstr_size);
-void exb_consumer_destroy(exb_consumer_t *c); /* commits stored offsets, leaves the group */
+/* Calls on_revoke, commits stored offsets, leaves the group. NULL is a no-op. */
+void exb_consumer_destroy(exb_consumer_t *c);
 
-/* Subscribes to topic names or regexes (starting with '^'). */
+/* Subscribes to topic names or regexes (starting with '^'; regexes also
+ * match topics created later). EXB_ERR_INVALID for a group-less consumer. */
 exb_err_t exb_consumer_subscribe(exb_consumer_t *c, const char *const *topics, int n,
                                  char *errstr, size_t errstr_size);
 /* Group-less: adds a partition to the assignment starting at offset
- * (>= 0, EXB_OFFSET_BEGINNING or EXB_OFFSET_END). */
+ * (>= 0, EXB_OFFSET_BEGINNING or EXB_OFFSET_END); partitions assigned
+ * before keep their position. Looks the leader up first (one metadata
+ * round trip), so the first message comes in milliseconds.
+ * EXB_ERR_INVALID for a group member. */
 exb_err_t exb_consumer_assign(exb_consumer_t *c, const char *topic, int32_t partition,
                               int64_t offset, char *errstr, size_t errstr_size);
 
-/* Fills msgs with up to max messages, waiting up to timeout_ms for the first.
+/* Fills msgs with up to max messages, waiting up to timeout_ms for the first
+ * (-1 = forever) and taking the rest only from what is already fetched.
  * Returns the count (0 on timeout), or -1 with errstr on a fatal consumer
  * error. Transient errors are logged and skipped. Each returned message must
- * be released with exb_msg_release(). */
+ * be released with exb_msg_release(); topic/key/value point into it.
+ * Not thread-safe with the other calls on the same consumer. */
 int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms,
                       char *errstr, size_t errstr_size);
-void exb_msg_release(exb_msg_t *msg);
+void exb_msg_release(exb_msg_t *msg); /* NULL or released: no-op */
 
 /* Header `name` of msg: 1 and value/len if present, else 0. */
 int exb_msg_header(const exb_msg_t *msg, const char *name, const void **value, size_t *len);
-/* All headers of msg: count, filling up to max entries (borrowed from msg). */
+/* All headers of msg, in order: returns the count, filling up to max
+ * entries (hdrs may be NULL with max 0; borrowed from msg). */
 int exb_msg_headers(const exb_msg_t *msg, exb_header_t *hdrs, int max);
 
 /* Marks topic/partition as consumed up to next_offset (exclusive); committed
- * by the auto-committer (or exb_consumer_commit). */
+ * by the auto-committer (or exb_consumer_commit). EXB_ERR_INVALID if the
+ * partition is not assigned to this consumer (any more): nothing is stored,
+ * its new owner will see those records again. */
 exb_err_t exb_consumer_store(exb_consumer_t *c, const char *topic, int32_t partition,
                              int64_t next_offset);
+/* Commits what is stored (nothing stored: EXB_OK). */
 exb_err_t exb_consumer_commit(exb_consumer_t *c, int async);
 
-/* Stops/resumes fetching all assigned partitions (a sink that is down). */
+/* Stops/resumes fetching all assigned partitions (a sink that is down);
+ * partitions assigned while paused start paused. Already fetched messages
+ * are dropped and fetched again after resume. */
 exb_err_t exb_consumer_pause(exb_consumer_t *c);
 exb_err_t exb_consumer_resume(exb_consumer_t *c);
-/* Rewinds topic/partition to offset (used after a sink failure). */
+/* Rewinds topic/partition to offset (used after a sink failure); must be
+ * assigned. Waits up to 10 s. Messages fetched before are dropped. */
 exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partition,
                             int64_t offset);
 
 /* Low and high watermarks of a partition, queried from the broker. */
 exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t partition,
                                   int64_t *lo, int64_t *hi, int timeout_ms);
-/* The cluster id (for cache invalidation), or NULL. Caller frees. */
+/* The cluster id (for cache invalidation; "mockCluster..." for an embedded
+ * broker), or NULL. Caller frees with free(). */
 char *exb_consumer_cluster_id(exb_consumer_t *c, int timeout_ms);
 
 /* ------------------------------------------------------------------- admin */
@@ -170,8 +209,14 @@ typedef struct exb_topic_spec_s {
         int compact; /* cleanup.policy=compact */
 } exb_topic_spec_t;
 
-/* Makes sure the topics exist (existing ones are left alone).
- * Returns EXB_OK, EXB_ERR_RETRY (timed out waiting), or another error with errstr. */
+/* Makes sure the topics exist (existing ones are left alone, whatever their
+ * partition count). On a real cluster: CreateTopics with the broker's
+ * default replication factor (Kafka >= 2.4). On an embedded broker of this
+ * process: created at once (compact is ignored: the mock never compacts).
+ * On an embedded broker of another process: waits for it to create them.
+ * Returns EXB_OK, EXB_ERR_RETRY with "topic X does not exist yet (...)" or
+ * another cause (timed out, brokers unreachable), or EXB_ERR_INVALID
+ * (bad spec or property) with errstr. */
 exb_err_t exb_admin_ensure_topics(const char *brokers, const exb_kprop_t *props, int nprops,
                                   const exb_topic_spec_t *specs, int n, int timeout_ms,
                                   char *errstr, size_t errstr_size);
@@ -188,7 +233,8 @@ int exb_admin_list_topics(const char *brokers, const exb_kprop_t *props, int npr
                           char *errstr, size_t errstr_size);
 void exb_topic_infos_free(exb_topic_info_t *infos, int n);
 
-/* Committed offset of group for topic/partition (-1 if none). */
+/* Committed offset of group for topic/partition (-1 if none). Does not join
+ * the group. EXB_ERR_RETRY if the coordinator cannot be reached in time. */
 exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, int nprops,
                                  const char *group, const char *topic, int32_t partition,
                                  int64_t *offset, int timeout_ms, char *errstr,
@@ -199,14 +245,19 @@ exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, 
 typedef struct exb_embedded_s exb_embedded_t;
 
 /* Starts librdkafka's mock cluster (nbrokers brokers on ephemeral loopback
- * ports) in this process. Returns NULL with errstr on failure. */
+ * ports) in this process. Returns NULL with errstr on failure.
+ * Limits of the 2.0.2 mock: memory only, about 5 MiB kept per partition
+ * (oldest message sets dropped), no compaction, first group join 3 s, and
+ * a mock command (create topic, down/up) now and then takes 1 s (the mock
+ * thread misses a wakeup and sleeps out its 1 s poll). */
 exb_embedded_t *exb_embedded_new(int nbrokers, char *errstr, size_t errstr_size);
 void exb_embedded_destroy(exb_embedded_t *e);
 const char *exb_embedded_bootstraps(const exb_embedded_t *e);
-/* Creates a topic (existing: no-op). */
+/* Creates a topic (existing: no-op). EXB_ERR_INVALID with errstr otherwise. */
 exb_err_t exb_embedded_create_topic(exb_embedded_t *e, const char *topic, int partitions,
                                     char *errstr, size_t errstr_size);
-/* Takes all brokers down / back up (fault injection in tests). */
+/* Takes all brokers down (connections closed, new ones refused) or back up
+ * (fault injection in tests). */
 void exb_embedded_set_down(exb_embedded_t *e, int down);
 
 #endif

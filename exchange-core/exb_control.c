@@ -723,23 +723,22 @@ static int64_t control_write(exb_control_t *ctl, const char *key, json_t *value,
 }
 
 /* Compare-and-set write of a resource/subscription record: value gets
- * "prev"; after reading back, the key's applied offset must be ours.
- * On a conflict the winner's record is re-asserted (see header). */
+ * "prev", the offset of the state the writer based its decision on (read
+ * when it looked, not now: writing a schema first may have caught the cache
+ * up with another writer's change); after reading back, the key's applied
+ * offset must be ours. On a conflict the winner's record is re-asserted
+ * (see header). */
 static exb_err_t control_cas(exb_control_t *ctl, const char *table, const char *id_col,
-                             const char *key, const char *id, json_t *value, int64_t *offset_out,
+                             const char *key, const char *id, int64_t prev, json_t *value,
                              char *errstr, size_t errstr_size)
 {
-        int64_t prev = db_int(ctl->db, -1, "SELECT offset FROM %s WHERE %s=%Q", table, id_col, id);
         json_object_set_new(value, "prev", json_integer(prev));
         int64_t off = control_write(ctl, key, value, errstr, errstr_size);
         if (off < 0)
                 return EXB_ERR_RETRY;
         int64_t applied = db_int(ctl->db, -1, "SELECT offset FROM %s WHERE %s=%Q", table, id_col, id);
-        if (applied == off) {
-                if (offset_out)
-                        *offset_out = off;
+        if (applied == off)
                 return EXB_OK;
-        }
         if (applied > prev) { /* another writer won: make its state the key's last record */
                 char *winner = db_text(ctl->db, "SELECT record FROM %s WHERE %s=%Q", table, id_col, id);
                 json_t *w = winner ? json_loads(winner, 0, NULL) : NULL;
@@ -892,6 +891,8 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
                 int changed;
                 const char *status = import_status(ctl, res, buf, sizeof(buf), &changed);
                 if (changed > 0) {
+                        int64_t prev = db_int(ctl->db, -1,
+                                              "SELECT offset FROM resources WHERE code=%Q", res->code);
                         exb_schema_t *s = exb_resource_schema(res, errstr, errstr_size);
                         if (!s)
                                 return EXB_ERR_INVALID;
@@ -909,8 +910,8 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
                         json_t *v = json_pack("{s:I, s:i, s:o}", "version", (json_int_t)version,
                                               "schema_id", (int)id, "resource", obj);
                         snprintf(key, sizeof(key), "resource/%s", res->code);
-                        exb_err_t err = control_cas(ctl, "resources", "code", key, res->code, v,
-                                                    NULL, errstr, errstr_size);
+                        exb_err_t err = control_cas(ctl, "resources", "code", key, res->code, prev,
+                                                    v, errstr, errstr_size);
                         json_decref(v);
                         if (err != EXB_OK)
                                 return err;
@@ -1188,7 +1189,7 @@ exb_err_t exb_control_sub_decide(exb_control_t *ctl, const char *id,
         }
         char key[96];
         snprintf(key, sizeof(key), "subscription/%s", id);
-        err = control_cas(ctl, "subscriptions", "id", key, id, v, NULL, errstr, errstr_size);
+        err = control_cas(ctl, "subscriptions", "id", key, id, sub->offset, v, errstr, errstr_size);
 done:
         json_decref(v);
         exb_resource_destroy(res);

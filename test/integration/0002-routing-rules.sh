@@ -74,4 +74,5 @@ sleep 2
 check "GJJ received nothing after the revocation" "9" "$(row_count "$GJJ" 370600-GA-0001)"
 check "sub list shows the revocation" "revoked" \
         "$(exbus sub list --json | python3 -c "import json,sys; print([s['state'] for s in json.load(sys.stdin) if s['id']=='$GJJ_SUB'][0])")"
+stop producer router gjj rs
 finish

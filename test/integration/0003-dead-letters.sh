@@ -74,4 +74,5 @@ check "dead letter names its origin topic" "$TOPIC" \
         "$(python3 -c "import json,sys; print({d['origin_topic'] for d in json.load(open(sys.argv[1]))}.pop())" "$T/dlq.json")"
 check "the router is still running" "yes" "$(kill -0 "$PID_router" && echo yes)"
 check "good records delivered" "6" "$(row_count "$RS" 370600-SC-0001)"
+stop producer router rs
 finish

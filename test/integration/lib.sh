@@ -129,3 +129,19 @@ producer_conf() { # FILE DEPT SOURCE_DB TABLE=RESOURCE...
                 "$dept" "$T/producer-$dept" "$db" >"$f"
         for m in "$@"; do printf 'source.table.%s = %s\n' "${m%%=*}" "${m#*=}" >>"$f"; done
 }
+
+# stop NAME... — SIGTERM, then the role must exit 0 (a clean shutdown: outputs
+# flushed, offsets committed; under ASan also no leak and no error at exit).
+stop() {
+        local name var rc
+        for name in "$@"; do
+                var="PID_${name//-/_}"
+                kill -TERM "${!var}" 2>/dev/null || true
+        done
+        for name in "$@"; do
+                var="PID_${name//-/_}"
+                rc=0
+                wait "${!var}" || rc=$?
+                check "$name stops cleanly on SIGTERM" "0" "$rc"
+        done
+}

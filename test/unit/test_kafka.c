@@ -465,6 +465,15 @@ static void test_groupless(void **state)
         assert_int_equal(msgs[0].partition, 2);
         assert_int_equal(msgs[0].offset, 7);
         exb_msg_release(&msgs[0]);
+        /* Pause drops what was fetched ahead; resume fetches it again: no gap. */
+        assert_int_equal(exb_consumer_pause(c), EXB_OK);
+        assert_int_equal(exb_consumer_poll(c, msgs, 10, 300, es, sizeof(es)), 0);
+        assert_int_equal(exb_consumer_resume(c), EXB_OK);
+        n = exb_consumer_poll(c, msgs, 1, 5000, es, sizeof(es));
+        assert_int_equal(n, 1);
+        assert_int_equal(msgs[0].offset, 8);
+        exb_msg_release(&msgs[0]);
+        exb_msg_release(&msgs[0]); /* twice: no-op */
         assert_int_equal(exb_consumer_seek(c, TOPIC, 2, EXB_OFFSET_END), EXB_OK);
 
         /* Paused: nothing arrives; resumed: it does. */
