@@ -434,6 +434,14 @@ int exb_receiver_poll(exb_receiver_t *rcv, int timeout_ms, char *errstr, size_t 
                 rcv->stats.dead_letters += res.dead_letters;
                 rcv->stats.replays += res.replays;
                 applied = (int)(res.upserts + res.deletes);
+                if (res.dead_letters) {
+                        const char *first = NULL;
+                        for (int i = 0; i < nrecs && !first; i++)
+                                first = rcv->recs[i].error;
+                        EXB_WARN("%" PRIu64 " record(s) of this batch kept as dead letters in the "
+                                 "sink (exb_dead_letters)%s%s",
+                                 res.dead_letters, first ? "; first: " : "", first ? first : "");
+                }
         } else if (e == EXB_ERR_RETRY) {
                 pause_sink_down(rcv, npos, err);
         } else {

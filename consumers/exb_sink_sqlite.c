@@ -593,8 +593,8 @@ static int sq_dead(sq_sink_t *sk, const exb_sink_rec_t *r, const char *reason, c
         if (rc == SQLITE_OK)
                 rc = sq_run(st);
         sqlite3_clear_bindings(st);
-        EXB_WARN("sqlite sink: dead letter %s [%d] @%" PRId64 ": %s", r->topic, (int)r->partition,
-                 r->offset, reason);
+        EXB_DEBUG("sqlite sink: dead letter %s [%d] @%" PRId64 ": %s", r->topic, (int)r->partition,
+                  r->offset, reason);
         return rc;
 }
 

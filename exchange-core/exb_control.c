@@ -1046,17 +1046,18 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
         sub->items = exb_calloc((size_t)n + 1, sizeof(char *));
         sub->masks = exb_calloc((size_t)n + 1, sizeof(exb_mask_t));
         sub->nitems = 0;
+        exb_err_t err = EXB_ERR_INVALID;
         for (int i = 0; i < n; i++) {
                 if (exb_resource_item_idx(res, names[i]) < 0) {
                         exb_errf(errstr, errstr_size, "resource %s has no item \"%s\"", res->code,
                                  names[i]);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
                 if (!strarr_has(sub->requested, sub->nrequested, names[i])) {
                         exb_errf(errstr, errstr_size,
                                  "item \"%s\" was not requested by %s (requested: see sub list)",
                                  names[i], sub->id);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
                 if (strarr_has(sub->items, sub->nitems, names[i]))
                         continue;
@@ -1072,15 +1073,13 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
                 sub->items[sub->nitems++] = exb_strdup(names[i]);
                 json_array_append_new(items, json_string(names[i]));
         }
-        strarr_free(cur_items, ncur);
-        free(cur_masks);
         for (int i = 0; i < dec->nmasks; i++) {
                 const char *eq = strchr(dec->mask_specs[i], '=');
                 char item[128];
                 if (!eq || eq == dec->mask_specs[i] || (size_t)(eq - dec->mask_specs[i]) >= sizeof(item)) {
                         exb_errf(errstr, errstr_size, "--mask %s: expected ITEM=partial:H:T|hash|redact",
                                  dec->mask_specs[i]);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
                 snprintf(item, sizeof(item), "%.*s", (int)(eq - dec->mask_specs[i]), dec->mask_specs[i]);
                 int k;
@@ -1089,19 +1088,19 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
                 if (k == sub->nitems) {
                         exb_errf(errstr, errstr_size, "--mask %s: item \"%s\" is not approved",
                                  dec->mask_specs[i], item);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
                 char err[200];
                 if (exb_mask_parse(eq + 1, &sub->masks[k], err, sizeof(err))) {
                         exb_errf(errstr, errstr_size, "--mask %s: %s", dec->mask_specs[i], err);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
                 int idx = exb_resource_item_idx(res, item);
                 if (sub->masks[k].kind == EXB_MASK_REDACT && res->items[idx].is_key) {
                         exb_errf(errstr, errstr_size,
                                  "--mask %s: key item \"%s\" cannot be redacted (use hash or partial)",
                                  dec->mask_specs[i], item);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
                 json_object_set_new(masks, item, json_string(eq + 1));
         }
@@ -1110,24 +1109,28 @@ static exb_err_t approval_check(const exb_resource_t *res, exb_sub_t *sub,
                         exb_errf(errstr, errstr_size,
                                  "key item \"%s\" of %s must be among the approved items",
                                  res->items[res->key_idx[k]].name, res->code);
-                        return EXB_ERR_INVALID;
+                        goto out;
                 }
         if (dec->filter && *dec->filter) {
                 exb_schema_t *schema = exb_resource_schema(res, errstr, errstr_size);
                 if (!schema)
-                        return EXB_ERR_INVALID;
+                        goto out;
                 exb_filter_t *f = exb_filter_parse(dec->filter, schema, errstr, errstr_size);
                 exb_schema_destroy(schema);
                 if (!f)
-                        return EXB_ERR_INVALID;
+                        goto out;
                 exb_filter_destroy(f);
         }
         int64_t days;
         if (dec->until && exb_date_parse(dec->until, strlen(dec->until), &days)) {
                 exb_errf(errstr, errstr_size, "--until %s: expected YYYY-MM-DD", dec->until);
-                return EXB_ERR_INVALID;
+                goto out;
         }
-        return EXB_OK;
+        err = EXB_OK;
+out:
+        strarr_free(cur_items, ncur);
+        free(cur_masks);
+        return err;
 }
 
 exb_err_t exb_control_sub_decide(exb_control_t *ctl, const char *id,

@@ -64,6 +64,7 @@ typedef struct bench_s {
 typedef struct run_s {
         double rate;     /* records/s, 0 = failed */
         double main_cpu; /* main thread CPU time / window */
+        double drain_s;  /* of the window: waiting for the last deliveries */
         double cores;    /* process CPU time / window */
         long rss_kib;    /* peak RSS during the run */
 } run_t;
@@ -252,8 +253,11 @@ static run_t run_raw(bench_t *b, const char *group)
                         window_start(&w);
                 }
         }
-        if (got == b->n && exb_producer_flush(p, 60000) == EXB_OK && !failed)
+        int64_t td = mono_us();
+        if (got == b->n && exb_producer_flush(p, 60000) == EXB_OK && !failed) {
                 window_end(&w, got - first, &r);
+                r.drain_s = (double)(mono_us() - td) / 1e6;
+        }
         else
                 fprintf(stderr, "exbus bench: raw: %d of %d records passed through\n", got, b->n);
         r.rss_kib = rss_peak_kib();
@@ -308,8 +312,11 @@ static run_t run_router(bench_t *b, const char *group)
                         window_start(&w);
                 }
         }
-        if (got == b->n && exb_router_drain(rtr, 60000, err, sizeof(err)) == 0)
+        int64_t td = mono_us();
+        if (got == b->n && exb_router_drain(rtr, 60000, err, sizeof(err)) == 0) {
                 window_end(&w, got - first, &r);
+                r.drain_s = (double)(mono_us() - td) / 1e6;
+        }
         else
                 fprintf(stderr, "exbus bench: router: %d of %d records routed\n", got, b->n);
         r.rss_kib = rss_peak_kib();
@@ -407,9 +414,10 @@ static int phase(bench_t *b, int nsubs, double *raw_med, double *rtr_med)
                 snprintf(group, sizeof(group), "bench-router-%d-%d", nsubs, i);
                 rtr[i] = run_router(b, group);
                 if (getenv("EXBUS_BENCH_VERBOSE"))
-                        printf("    run %d: raw %.0f (main %.0f%%)  router %.0f (main %.0f%%)\n",
-                               i + 1, raw[i].rate, raw[i].main_cpu * 100, rtr[i].rate,
-                               rtr[i].main_cpu * 100);
+                        printf("    run %d: raw %.0f (main %.0f%%, drain %.0f ms)  router %.0f "
+                               "(main %.0f%%, drain %.0f ms)\n",
+                               i + 1, raw[i].rate, raw[i].main_cpu * 100, raw[i].drain_s * 1000,
+                               rtr[i].rate, rtr[i].main_cpu * 100, rtr[i].drain_s * 1000);
         }
         char what[64];
         *raw_med = report("raw pass-through (ceiling)", raw, b->runs, 0);

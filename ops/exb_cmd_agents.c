@@ -14,7 +14,6 @@ int exb_cmd_producer(exb_cli_t *cli, int argc, char **argv)
 {
         exb_publisher_conf_t conf = {0};
         int snapshot = 0;
-        exb_conf_defaults(exb_publisher_props, &conf);
         int rc = exb_cli_role_conf(cli, exb_publisher_props, &conf, &conf.brokers, "producer", argc,
                                    argv, &snapshot, &conf.where);
         if (rc) {
@@ -49,7 +48,6 @@ int exb_cmd_producer(exb_cli_t *cli, int argc, char **argv)
 int exb_cmd_consumer(exb_cli_t *cli, int argc, char **argv)
 {
         exb_receiver_conf_t conf = {0};
-        exb_conf_defaults(exb_receiver_props, &conf);
         const char *path;
         int rc = exb_cli_role_conf(cli, exb_receiver_props, &conf, &conf.brokers, "consumer", argc,
                                    argv, NULL, &path);

@@ -149,7 +149,6 @@ int exb_cli_role_conf(exb_cli_t *cli, const exb_prop_t *props, void *conf, char 
 int exb_cmd_router(exb_cli_t *cli, int argc, char **argv)
 {
         exb_router_conf_t conf = {0};
-        exb_conf_defaults(exb_router_props, &conf);
         const char *path;
         int rc = exb_cli_role_conf(cli, exb_router_props, &conf, &conf.brokers, "router", argc, argv,
                                    NULL, &path);

@@ -701,6 +701,13 @@ static void test_conf(void **state)
                 exb_conf_free(exb_receiver_props, &c);
         }
 
+        /* a sink key is checked against the sink's own table when the agent starts */
+        if (conf_load("data/consumer_sinkkey.conf", &c, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_null(exb_receiver_new(&c, err, sizeof(err)));
+        assert_non_null(strstr(err, "unknown key \"sink.pth\" (did you mean \"sink.path\"?)"));
+        exb_conf_free(exb_receiver_props, &c);
+
         /* errors found by exb_receiver_new before it connects anywhere */
         static const struct {
                 const char *set[3], *want;
