@@ -151,9 +151,21 @@ static int preload(bench_t *b, size_t *avg_bytes)
         exb_resource_t *res = exb_control_resource(b->ctl, "370600-GA-0001", &sid);
         exb_schema_t *schema = res ? exb_control_schema(b->ctl, sid) : NULL;
         int failed = 0;
-        exb_producer_t *p = schema ? exb_producer_new(b->bs, b->props, b->nprops, count_dr,
-                                                      &failed, err, sizeof(err))
+        /* Large batches: the embedded broker answers a Fetch with one stored
+         * batch per partition, a real broker with up to
+         * max.partition.fetch.bytes (1 MiB). Batches of ~1 MB make the
+         * embedded broker fetch like a real one with a backlog. */
+        int np = b->nprops + 3;
+        exb_kprop_t *props = exb_calloc((size_t)np, sizeof(*props));
+        props[0] = (exb_kprop_t){"linger.ms", "200"};
+        props[1] = (exb_kprop_t){"batch.num.messages", "10000"};
+        props[2] = (exb_kprop_t){"batch.size", "1000000"};
+        if (b->nprops)
+                memcpy(props + 3, b->props, sizeof(*props) * (size_t)b->nprops);
+        exb_producer_t *p = schema ? exb_producer_new(b->bs, props, np, count_dr, &failed, err,
+                                                      sizeof(err))
                                    : NULL;
+        free(props);
         if (!p) {
                 fprintf(stderr, "exbus bench: %s\n", schema ? err : "sample resource missing");
                 exb_schema_destroy(schema);
