@@ -280,6 +280,9 @@ static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr,
         return 0;
 }
 
+#include <time.h>
+int64_t exb_dbg_wait_us, exb_dbg_polls, exb_dbg_empty, exb_dbg_msgs;
+static int64_t dbg_us(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return (int64_t)ts.tv_sec*1000000 + ts.tv_nsec/1000; }
 int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms,
                       char *errstr, size_t errstr_size)
 {
@@ -297,9 +300,11 @@ int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_m
                 if (deadline >= 0 && left < 0)
                         left = 0;
                 /* Waits for the first message (serving rebalances and errors). */
+                int64_t t0 = dbg_us();
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, left);
-                if (!rkm)
-                        return 0;
+                exb_dbg_wait_us += dbg_us() - t0; exb_dbg_polls++;
+                if (!rkm) { exb_dbg_empty++;
+                        return 0; }
                 int got = 1;
                 c->batch[0] = rkm;
                 if (max > 1) {
@@ -307,6 +312,7 @@ int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_m
                                                                  (size_t)max - 1);
                         if (r > 0)
                                 got += (int)r;
+                        exb_dbg_msgs += got;
                 }
                 for (int i = 0; i < got; i++) {
                         rkm = c->batch[i];

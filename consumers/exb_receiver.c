@@ -190,37 +190,22 @@ static const exb_schema_t *schema_for(exb_receiver_t *rcv, int32_t id, const cha
                         rcv->last_schema = i;
                 }
         if (!s) {
-                sqlite3 *db = exb_control_db(rcv->ctl);
-                char *owner = NULL;
-                int found = 0;
-                for (int attempt = 0; attempt < 2 && !found; attempt++) {
-                        sqlite3_stmt *st;
-                        /* Registered after our last read? The schema record
-                         * is written before any record that uses it, so one
-                         * sync per batch, after the batch was fetched, sees
-                         * every schema the batch can name. */
-                        if (attempt) {
-                                if (rcv->synced)
-                                        break;
-                                char err[256];
-                                rcv->synced = 1;
-                                if (exb_control_sync(rcv->ctl, 5000, err, sizeof(err)) < 0)
-                                        EXB_WARN("%s", err);
-                        }
-                        if (sqlite3_prepare_v2(db, "SELECT resource FROM schemas WHERE id=?1", -1,
-                                               &st, NULL) != SQLITE_OK)
-                                break;
-                        sqlite3_bind_int(st, 1, id);
-                        if (sqlite3_step(st) == SQLITE_ROW) {
-                                found = 1;
-                                const unsigned char *r = sqlite3_column_text(st, 0);
-                                owner = r ? exb_strdup((const char *)r) : NULL;
-                        }
-                        sqlite3_finalize(st);
+                char *owner = exb_control_schema_resource(rcv->ctl, id, "delivery");
+                /* Registered after our last read? The schema record is
+                 * written before any record that uses it, so one sync per
+                 * batch, after the batch was fetched, sees every schema the
+                 * batch can name. */
+                if (!owner && !rcv->synced) {
+                        char err[256];
+                        rcv->synced = 1;
+                        if (exb_control_sync(rcv->ctl, 5000, err, sizeof(err)) < 0)
+                                EXB_WARN("%s", err);
+                        owner = exb_control_schema_resource(rcv->ctl, id, "delivery");
                 }
-                if (!found) {
+                if (!owner) {
                         exb_errf(errstr, errstr_size,
-                                 "unknown schema id %d (not on the control plane)", (int)id);
+                                 "unknown schema id %d (not a delivery schema on the control plane)",
+                                 (int)id);
                         return NULL;
                 }
                 exb_schema_t *schema = exb_control_schema(rcv->ctl, id);

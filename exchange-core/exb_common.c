@@ -308,6 +308,10 @@ int exb_ts_parse(const char *s, size_t len, int64_t *ms)
 
 void exb_ts_format(int64_t ms, char out[25])
 {
+        if (ms < -62167219200000LL || ms > 253402300799999LL) { /* outside years 0..9999 */
+                snprintf(out, 25, "%s", "0000-00-00T00:00:00.000Z");
+                return;
+        }
         int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
         unsigned msec = (unsigned)(ms - secs * 1000) % 1000;
         int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;

@@ -475,10 +475,10 @@ exb_schema_t *exb_control_schema(exb_control_t *ctl, int32_t id)
         return s;
 }
 
-char *exb_control_schema_resource(exb_control_t *ctl, int32_t id)
+char *exb_control_schema_resource(exb_control_t *ctl, int32_t id, const char *kind)
 {
-        return db_text(ctl->db, "SELECT resource FROM schemas WHERE id=%lld AND subject LIKE 'resource:%%'",
-                       (long long)id);
+        return db_text(ctl->db, "SELECT resource FROM schemas WHERE id=%lld AND subject GLOB '%q:*'",
+                       (long long)id, kind);
 }
 
 int exb_control_departments(exb_control_t *ctl, char ***codes)

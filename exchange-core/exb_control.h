@@ -77,8 +77,9 @@ sqlite3 *exb_control_db(exb_control_t *ctl);
 exb_resource_t *exb_control_resource(exb_control_t *ctl, const char *code, int32_t *schema_id);
 /* Schema by id (caller destroys), or NULL if unknown. */
 exb_schema_t *exb_control_schema(exb_control_t *ctl, int32_t id);
-/* Resource code a schema id belongs to (subject resource:<code>), or NULL. Caller frees. */
-char *exb_control_schema_resource(exb_control_t *ctl, int32_t id);
+/* Resource code of schema `id` if its subject is of `kind` ("resource" for
+ * ingest schemas, "delivery" for delivery schemas), or NULL. Caller frees. */
+char *exb_control_schema_resource(exb_control_t *ctl, int32_t id, const char *kind);
 /* Department codes (caller frees each and the array); returns count. */
 int exb_control_departments(exb_control_t *ctl, char ***codes);
 

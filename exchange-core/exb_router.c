@@ -351,11 +351,11 @@ static rt_schema_t *schema_for(exb_router_t *rtr, rt_resource_t *r, int32_t id, 
                                  (int)id, rtr->schemas[i].rres->res->code, r->res->code);
                         return NULL;
                 }
-        char *owner = exb_control_schema_resource(rtr->ctl, id);
+        char *owner = exb_control_schema_resource(rtr->ctl, id, "resource");
         if (!owner) { /* perhaps registered a moment ago: catch up once */
                 char err[256];
                 exb_control_sync(rtr->ctl, 5000, err, sizeof(err));
-                owner = exb_control_schema_resource(rtr->ctl, id);
+                owner = exb_control_schema_resource(rtr->ctl, id, "resource");
         }
         if (!owner || strcmp(owner, r->res->code)) {
                 exb_errf(errstr, errstr_size,

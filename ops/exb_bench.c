@@ -54,6 +54,7 @@
 typedef struct bench_s {
         const char *bs;
         int n, partitions, batch, runs;
+        int kinds; /* 1 raw, 2 router, 3 both */
         exb_kprop_t *props; /* -X */
         int nprops;
         exb_control_t *ctl;
@@ -89,8 +90,10 @@ static double cpu_secs(clockid_t clk)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+extern int64_t exb_dbg_wait_us, exb_dbg_polls, exb_dbg_empty, exb_dbg_msgs;
 static void window_start(window_t *w)
 {
+        exb_dbg_wait_us = exb_dbg_polls = exb_dbg_empty = exb_dbg_msgs = 0;
         w->t0_us = mono_us();
         w->thr0 = cpu_secs(CLOCK_THREAD_CPUTIME_ID);
         w->proc0 = cpu_secs(CLOCK_PROCESS_CPUTIME_ID);
@@ -102,6 +105,10 @@ static void window_end(const window_t *w, int records, run_t *r)
         if (secs <= 0)
                 return;
         r->rate = records / secs;
+        if (getenv("EXBUS_BENCH_DBG"))
+                printf("      dbg: window %.0f ms, in consumer_poll %.0f ms, polls %lld (empty %lld), avg batch %.0f\n",
+                       secs * 1000, exb_dbg_wait_us / 1000.0, (long long)exb_dbg_polls,
+                       (long long)exb_dbg_empty, exb_dbg_polls ? (double)exb_dbg_msgs / exb_dbg_polls : 0.0);
         r->main_cpu = (cpu_secs(CLOCK_THREAD_CPUTIME_ID) - w->thr0) / secs;
         r->cores = (cpu_secs(CLOCK_PROCESS_CPUTIME_ID) - w->proc0) / secs;
 }
@@ -416,15 +423,19 @@ static double report(const char *what, const run_t *runs, int k, double raw)
 }
 
 /* Alternates raw and router runs; prints the medians; returns 0 if all ran. */
-static int phase(bench_t *b, int nsubs, double *raw_med, double *rtr_med)
+static int phase(bench_t *b, int nsubs)
 {
-        run_t raw[BENCH_MAX_RUNS], rtr[BENCH_MAX_RUNS];
+        run_t raw[BENCH_MAX_RUNS] = {{0}}, rtr[BENCH_MAX_RUNS] = {{0}};
         for (int i = 0; i < b->runs; i++) {
                 char group[64];
-                snprintf(group, sizeof(group), "bench-raw-%d-%d", nsubs, i);
-                raw[i] = run_raw(b, group);
-                snprintf(group, sizeof(group), "bench-router-%d-%d", nsubs, i);
-                rtr[i] = run_router(b, group);
+                if (b->kinds & 1) {
+                        snprintf(group, sizeof(group), "bench-raw-%d-%d", nsubs, i);
+                        raw[i] = run_raw(b, group);
+                }
+                if (b->kinds & 2) {
+                        snprintf(group, sizeof(group), "bench-router-%d-%d", nsubs, i);
+                        rtr[i] = run_router(b, group);
+                }
                 if (getenv("EXBUS_BENCH_VERBOSE"))
                         printf("    run %d: raw %.0f (main %.0f%%, drain %.0f ms)  router %.0f "
                                "(main %.0f%%, drain %.0f ms)\n",
@@ -432,17 +443,20 @@ static int phase(bench_t *b, int nsubs, double *raw_med, double *rtr_med)
                                rtr[i].rate, rtr[i].main_cpu * 100, rtr[i].drain_s * 1000);
         }
         char what[64];
-        *raw_med = report("raw pass-through (ceiling)", raw, b->runs, 0);
+        double raw_med = 0, rtr_med = 0;
+        if (b->kinds & 1)
+                raw_med = report("raw pass-through (ceiling)", raw, b->runs, 0);
         snprintf(what, sizeof(what), "router, %d subscription%s", nsubs, nsubs > 1 ? "s" : "");
-        *rtr_med = report(what, rtr, b->runs, *raw_med);
-        return *raw_med > 0 && *rtr_med > 0 ? 0 : -1;
+        if (b->kinds & 2)
+                rtr_med = report(what, rtr, b->runs, raw_med);
+        return ((b->kinds & 1) && raw_med <= 0) || ((b->kinds & 2) && rtr_med <= 0) ? -1 : 0;
 }
 
 static void usage(void)
 {
         fprintf(stderr,
                 "usage: exbus bench [--records N] [--partitions P] [--runs R] [--batch B]\n"
-                "                   [-X kafka.property=value ...]\n"
+                "                   [--only raw|router] [-X kafka.property=value ...]\n"
                 "  N >= 1000 (default 400000), N/P <= %d (the embedded broker keeps ~5 MiB per\n"
                 "  partition; default P 32), R 1..%d (default 3), B 1..100000 (default 2000).\n",
                 BENCH_MAX_PER_PARTITION, BENCH_MAX_RUNS);
@@ -467,8 +481,9 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
         (void)cli;
         static const struct option opts[] = {{"records", 1, 0, 'n'}, {"partitions", 1, 0, 'p'},
                                              {"runs", 1, 0, 'r'},    {"batch", 1, 0, 'B'},
-                                             {"kafka", 1, 0, 'X'},   {0}};
-        bench_t b = {.n = 400000, .partitions = 32, .batch = 2000, .runs = 3};
+                                             {"kafka", 1, 0, 'X'},   {"only", 1, 0, 'o'},
+                                             {0}};
+        bench_t b = {.n = 400000, .partitions = 32, .batch = 2000, .runs = 3, .kinds = 3};
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "X:", opts, NULL)) != -1) {
@@ -480,6 +495,8 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                         b.runs = atoi(optarg);
                 else if (c == 'B')
                         b.batch = atoi(optarg);
+                else if (c == 'o' && (!strcmp(optarg, "raw") || !strcmp(optarg, "router")))
+                        b.kinds = optarg[1] == 'a' ? 1 : 2;
                 else if (c != 'X' || add_prop(&b, optarg)) {
                         usage();
                         free(b.props);
@@ -533,15 +550,14 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                b.n / ((double)(exb_mono_ms() - t0 + 1) / 1000.0), avg);
         printf("  %-26s %9s  %17s  %10s   %s\n", "", "records/s", "(min..max)", "", "median CPU, peak RSS");
         fflush(stdout);
-        double raw1, one, raw3, three;
-        if (phase(&b, 1, &raw1, &one))
+        if (phase(&b, 1))
                 goto done;
         if (approve(&b, "RS", "id_number,name,birth_date,region", "name=hash", NULL) ||
             approve(&b, "MZ", "id_number,name,address,region", "id_number=partial:6:4",
                     "region == \"370602\""))
                 goto done;
         ensure_topics(&b);
-        if (phase(&b, 3, &raw3, &three))
+        if (phase(&b, 3))
                 goto done;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
