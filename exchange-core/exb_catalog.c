@@ -142,32 +142,6 @@ static int valid_date(const char *s)
         return !strcmp(back, s);
 }
 
-/* Levenshtein distance, for "did you mean" (short ASCII keys only). */
-static int edit_distance(const char *a, const char *b)
-{
-        size_t la = strlen(a), lb = strlen(b);
-        int row[65];
-        if (la > 64 || lb > 64)
-                return 99;
-        for (size_t j = 0; j <= lb; j++)
-                row[j] = (int)j;
-        for (size_t i = 1; i <= la; i++) {
-                int diag = row[0];
-                row[0] = (int)i;
-                for (size_t j = 1; j <= lb; j++) {
-                        int up = row[j];
-                        int best = diag + (a[i - 1] != b[j - 1]);
-                        if (row[j] + 1 < best)
-                                best = row[j] + 1;
-                        if (row[j - 1] + 1 < best)
-                                best = row[j - 1] + 1;
-                        row[j] = best;
-                        diag = up;
-                }
-        }
-        return row[lb];
-}
-
 /* Every key of obj must be in allowed. */
 static int check_keys(json_t *obj, const char *const *allowed, const char *pfx, char *errstr,
                       size_t errstr_size)
@@ -184,7 +158,7 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *pfx, 
                                 found = 1;
                                 break;
                         }
-                        int d = edit_distance(key, allowed[i]);
+                        int d = exb_edit_distance(key, strlen(key), allowed[i]);
                         if (d < bestd) {
                                 bestd = d;
                                 best = allowed[i];

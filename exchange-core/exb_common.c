@@ -322,6 +322,31 @@ void exb_ts_format(int64_t ms, char out[25])
                  msec);
 }
 
+int exb_edit_distance(const char *a, size_t la, const char *b)
+{
+        size_t lb = strlen(b);
+        int row[129];
+        if (la > 128 || lb > 128)
+                return 99;
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = (int)j;
+        for (size_t i = 1; i <= la; i++) {
+                int diag = row[0];
+                row[0] = (int)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        int up = row[j];
+                        int best = diag + (a[i - 1] != b[j - 1]);
+                        if (row[j] + 1 < best)
+                                best = row[j] + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
 /* --------------------------------------------------------------- allocation */
 
 static void *oom(void)

@@ -136,6 +136,10 @@ char *exb_strndup(const char *s, size_t len);
 void *exb_calloc(size_t n, size_t size);
 void *exb_realloc(void *p, size_t size);
 
+/* Levenshtein distance between a (la bytes) and b, for "did you mean"
+ * hints; 99 when either is longer than 128 bytes. */
+int exb_edit_distance(const char *a, size_t la, const char *b);
+
 #define EXB_ARRAY_CNT(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -22,31 +22,6 @@
 #define FIELD(conf, prop, type)  ((type *)((char *)(conf) + (prop)->offset))
 #define CFIELD(conf, prop, type) ((const type *)((const char *)(conf) + (prop)->offset))
 
-static int edit_distance(const char *a, const char *b)
-{
-        size_t la = strlen(a), lb = strlen(b);
-        int row[129];
-        if (la > 128 || lb > 128)
-                return 99;
-        for (size_t j = 0; j <= lb; j++)
-                row[j] = (int)j;
-        for (size_t i = 1; i <= la; i++) {
-                int diag = row[0];
-                row[0] = (int)i;
-                for (size_t j = 1; j <= lb; j++) {
-                        int up = row[j];
-                        int best = diag + (a[i - 1] != b[j - 1]);
-                        if (row[j] + 1 < best)
-                                best = row[j] + 1;
-                        if (row[j - 1] + 1 < best)
-                                best = row[j - 1] + 1;
-                        row[j] = best;
-                        diag = up;
-                }
-        }
-        return row[lb];
-}
-
 static const exb_prop_t *find_prop(const exb_prop_t *props, const char *key)
 {
         const exb_prop_t *best = NULL;
@@ -200,7 +175,7 @@ int exb_conf_set(const exb_prop_t *props, void *conf, const char *key, const cha
                 const char *best = NULL;
                 int bestd = 3;
                 for (const exb_prop_t *q = props; q->name; q++) {
-                        int d = edit_distance(key, q->name);
+                        int d = exb_edit_distance(key, strlen(key), q->name);
                         if (d < bestd) {
                                 bestd = d;
                                 best = q->name;

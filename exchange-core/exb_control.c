@@ -16,6 +16,7 @@
  */
 #include "exb_control.h"
 #include "exb_filter.h"
+#include "exb_sql.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -66,58 +67,9 @@ static int sub_state_parse(const char *s)
 
 /* ------------------------------------------------------------ sqlite helpers */
 
-/* Runs sql with printf-style %Q/%lld arguments (sqlite3_mprintf). */
-static int db_exec(sqlite3 *db, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        char *sql = sqlite3_vmprintf(fmt, ap);
-        va_end(ap);
-        char *err = NULL;
-        int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-        if (rc != SQLITE_OK) {
-                EXB_ERROR("control cache: %s: %s", err ? err : "?", sql);
-                sqlite3_free(err);
-        }
-        sqlite3_free(sql);
-        return rc == SQLITE_OK ? 0 : -1;
-}
-
-/* First column of the first row as int64, or def. */
-static int64_t db_int(sqlite3 *db, int64_t def, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        char *sql = sqlite3_vmprintf(fmt, ap);
-        va_end(ap);
-        sqlite3_stmt *st;
-        int64_t v = def;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-                if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                        v = sqlite3_column_int64(st, 0);
-                sqlite3_finalize(st);
-        }
-        sqlite3_free(sql);
-        return v;
-}
-
-/* First column of the first row as a new string, or NULL. */
-static char *db_text(sqlite3 *db, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        char *sql = sqlite3_vmprintf(fmt, ap);
-        va_end(ap);
-        sqlite3_stmt *st;
-        char *v = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-                if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                        v = exb_strdup((const char *)sqlite3_column_text(st, 0));
-                sqlite3_finalize(st);
-        }
-        sqlite3_free(sql);
-        return v;
-}
+/* The cache's statements log their errors (the cache can always be rebuilt
+ * from the log). */
+#define CACHE "control cache", NULL, 0
 
 /* ------------------------------------------------------------------- apply */
 
@@ -143,7 +95,7 @@ static void apply_department(exb_control_t *ctl, int64_t off, json_t *v)
 {
         if (!jstr(v, "code"))
                 return;
-        db_exec(ctl->db, "INSERT OR REPLACE INTO departments VALUES(%Q, %Q, %lld)", jstr(v, "code"),
+        exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO departments VALUES(%Q, %Q, %lld)", jstr(v, "code"),
                 jstr(v, "name"), (long long)off);
         ctl->generation++;
 }
@@ -152,7 +104,7 @@ static void apply_schema(exb_control_t *ctl, int64_t off, json_t *v)
 {
         if (!jstr(v, "subject") || !jstr(v, "avro"))
                 return;
-        db_exec(ctl->db, "INSERT OR IGNORE INTO schemas VALUES(%lld, %Q, %Q, %Q, %Q)", (long long)off,
+        exb_sql_exec(ctl->db, CACHE, "INSERT OR IGNORE INTO schemas VALUES(%lld, %Q, %Q, %Q, %Q)", (long long)off,
                 jstr(v, "subject"), jstr(v, "resource"), jstr(v, "fingerprint"), jstr(v, "avro"));
         ctl->generation++;
 }
@@ -160,7 +112,7 @@ static void apply_schema(exb_control_t *ctl, int64_t off, json_t *v)
 static void apply_resource(exb_control_t *ctl, int64_t off, const char *code, json_t *v,
                            const char *text)
 {
-        int64_t cur = db_int(ctl->db, -1, "SELECT offset FROM resources WHERE code=%Q", code);
+        int64_t cur = exb_sql_int(ctl->db, -1, "SELECT offset FROM resources WHERE code=%Q", code);
         int64_t prev = jint(v, "prev", -1);
         json_t *res = json_object_get(v, "resource");
         int64_t schema_id = jint(v, "schema_id", -1);
@@ -169,7 +121,7 @@ static void apply_resource(exb_control_t *ctl, int64_t off, const char *code, js
                           (long long)off, (long long)prev, (long long)cur);
                 return;
         }
-        char *subject = db_text(ctl->db, "SELECT subject FROM schemas WHERE id=%lld",
+        char *subject = exb_sql_text(ctl->db, "SELECT subject FROM schemas WHERE id=%lld",
                                 (long long)schema_id);
         char want[256];
         snprintf(want, sizeof(want), "resource:%s", code);
@@ -181,10 +133,10 @@ static void apply_resource(exb_control_t *ctl, int64_t off, const char *code, js
         }
         free(subject);
         char *json = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        db_exec(ctl->db, "INSERT OR REPLACE INTO resources VALUES(%Q, %Q, %lld, %lld, %Q, %lld, %Q)",
+        exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO resources VALUES(%Q, %Q, %lld, %lld, %Q, %lld, %Q)",
                 code, jstr(res, "provider"), (long long)jint(v, "version", 1), (long long)schema_id,
                 json, (long long)off, text);
-        db_exec(ctl->db, "INSERT OR REPLACE INTO resource_versions VALUES(%Q, %lld, %lld)", code,
+        exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO resource_versions VALUES(%Q, %lld, %lld)", code,
                 (long long)jint(v, "version", 1), (long long)schema_id);
         free(json);
         ctl->generation++;
@@ -200,7 +152,7 @@ static void apply_request(exb_control_t *ctl, int64_t off, json_t *v, const char
         char id[32];
         sub_id_for(off, id, sizeof(id));
         char *items = jdump(v, "items");
-        db_exec(ctl->db,
+        exb_sql_exec(ctl->db, CACHE,
                 "INSERT OR IGNORE INTO subscriptions(id, subscriber, resource, state, requested,"
                 " items, purpose, legal_basis, until_date, requested_at, offset, record, "
                 "delivery_schema_id)"
@@ -222,8 +174,8 @@ static int transition_ok(int from, int to)
 static void apply_subscription(exb_control_t *ctl, int64_t off, const char *id, json_t *v,
                                const char *text)
 {
-        char *state = db_text(ctl->db, "SELECT state FROM subscriptions WHERE id=%Q", id);
-        int64_t cur = db_int(ctl->db, -1, "SELECT offset FROM subscriptions WHERE id=%Q", id);
+        char *state = exb_sql_text(ctl->db, "SELECT state FROM subscriptions WHERE id=%Q", id);
+        int64_t cur = exb_sql_int(ctl->db, -1, "SELECT offset FROM subscriptions WHERE id=%Q", id);
         int from = sub_state_parse(state), to = sub_state_parse(jstr(v, "state"));
         free(state);
         int64_t prev = jint(v, "prev", -1);
@@ -232,7 +184,7 @@ static void apply_subscription(exb_control_t *ctl, int64_t off, const char *id, 
                 return;
         }
         char *items = jdump(v, "items"), *masks = jdump(v, "masks");
-        db_exec(ctl->db,
+        exb_sql_exec(ctl->db, CACHE,
                 "UPDATE subscriptions SET state=%Q, items=coalesce(%Q, items), masks=%Q, filter=%Q,"
                 " until_date=coalesce(%Q, until_date), reason=%Q, delivery_schema_id=%lld,"
                 " decided_at=%lld, offset=%lld, record=%Q WHERE id=%Q",
@@ -290,7 +242,7 @@ static int control_read(exb_control_t *ctl, int timeout_ms, char *errstr, size_t
                                   errstr_size);
         if (n <= 0)
                 return n;
-        db_exec(ctl->db, "BEGIN");
+        exb_sql_exec(ctl->db, CACHE, "BEGIN");
         for (int i = 0; i < n; i++) {
                 if (msgs[i].offset >= ctl->next_offset) {
                         apply_record(ctl, &msgs[i]);
@@ -298,9 +250,9 @@ static int control_read(exb_control_t *ctl, int timeout_ms, char *errstr, size_t
                 }
                 exb_msg_release(&msgs[i]);
         }
-        db_exec(ctl->db, "INSERT OR REPLACE INTO meta VALUES('next_offset', %lld)",
+        exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO meta VALUES('next_offset', %lld)",
                 (long long)ctl->next_offset);
-        db_exec(ctl->db, "COMMIT");
+        exb_sql_exec(ctl->db, CACHE, "COMMIT");
         return n;
 }
 
@@ -352,7 +304,7 @@ sqlite3 *exb_control_db(exb_control_t *ctl)
 
 static void cache_reset(exb_control_t *ctl)
 {
-        db_exec(ctl->db, "DELETE FROM departments; DELETE FROM schemas; DELETE FROM resources;"
+        exb_sql_exec(ctl->db, CACHE, "DELETE FROM departments; DELETE FROM schemas; DELETE FROM resources;"
                          "DELETE FROM resource_versions; DELETE FROM subscriptions;"
                          "DELETE FROM meta");
         ctl->next_offset = 0;
@@ -374,8 +326,8 @@ exb_control_t *exb_control_new(const char *brokers, const exb_kprop_t *props, in
                 goto fail;
         }
         sqlite3_busy_timeout(ctl->db, 5000);
-        if (db_exec(ctl->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL") ||
-            db_exec(ctl->db, "%s", cache_ddl)) {
+        if (exb_sql_exec(ctl->db, CACHE, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL") ||
+            exb_sql_exec(ctl->db, CACHE, "%s", cache_ddl)) {
                 exb_errf(errstr, errstr_size, "control cache %s: cannot create tables",
                          cache_path ? cache_path : "(memory)");
                 goto fail;
@@ -401,8 +353,8 @@ exb_control_t *exb_control_new(const char *brokers, const exb_kprop_t *props, in
         }
         /* A cache from another cluster, or ahead of the topic, is stale. */
         char *cid = exb_consumer_cluster_id(ctl->reader, timeout_ms);
-        char *cached_cid = db_text(ctl->db, "SELECT v FROM meta WHERE k='cluster_id'");
-        ctl->next_offset = db_int(ctl->db, 0, "SELECT v FROM meta WHERE k='next_offset'");
+        char *cached_cid = exb_sql_text(ctl->db, "SELECT v FROM meta WHERE k='cluster_id'");
+        ctl->next_offset = exb_sql_int(ctl->db, 0, "SELECT v FROM meta WHERE k='next_offset'");
         if ((cid && cached_cid && strcmp(cid, cached_cid)) || ctl->next_offset > hi ||
             ctl->next_offset < lo) {
                 EXB_INFO("control cache %s is from another cluster or log: rebuilding",
@@ -410,7 +362,7 @@ exb_control_t *exb_control_new(const char *brokers, const exb_kprop_t *props, in
                 cache_reset(ctl);
         }
         if (cid)
-                db_exec(ctl->db, "INSERT OR REPLACE INTO meta VALUES('cluster_id', %Q)", cid);
+                exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO meta VALUES('cluster_id', %Q)", cid);
         free(cid);
         free(cached_cid);
         if (exb_consumer_assign(ctl->reader, EXB_CONTROL_TOPIC, 0,
@@ -446,7 +398,7 @@ void exb_control_destroy(exb_control_t *ctl)
 
 exb_resource_t *exb_control_resource(exb_control_t *ctl, const char *code, int32_t *schema_id)
 {
-        char *json = db_text(ctl->db, "SELECT json FROM resources WHERE code=%Q", code);
+        char *json = exb_sql_text(ctl->db, "SELECT json FROM resources WHERE code=%Q", code);
         if (!json)
                 return NULL;
         char err[512];
@@ -455,14 +407,14 @@ exb_resource_t *exb_control_resource(exb_control_t *ctl, const char *code, int32
                 EXB_ERROR("control cache: resource %s: %s", code, err);
         free(json);
         if (schema_id)
-                *schema_id = (int32_t)db_int(ctl->db, -1,
+                *schema_id = (int32_t)exb_sql_int(ctl->db, -1,
                                              "SELECT schema_id FROM resources WHERE code=%Q", code);
         return res;
 }
 
 exb_schema_t *exb_control_schema(exb_control_t *ctl, int32_t id)
 {
-        char *avro = db_text(ctl->db, "SELECT avro FROM schemas WHERE id=%lld", (long long)id);
+        char *avro = exb_sql_text(ctl->db, "SELECT avro FROM schemas WHERE id=%lld", (long long)id);
         if (!avro)
                 return NULL;
         char err[512];
@@ -477,7 +429,7 @@ exb_schema_t *exb_control_schema(exb_control_t *ctl, int32_t id)
 
 char *exb_control_schema_resource(exb_control_t *ctl, int32_t id, const char *kind)
 {
-        return db_text(ctl->db, "SELECT resource FROM schemas WHERE id=%lld AND subject GLOB '%q:*'",
+        return exb_sql_text(ctl->db, "SELECT resource FROM schemas WHERE id=%lld AND subject GLOB '%q:*'",
                        (long long)id, kind);
 }
 
@@ -736,11 +688,11 @@ static exb_err_t control_cas(exb_control_t *ctl, const char *table, const char *
         int64_t off = control_write(ctl, key, value, errstr, errstr_size);
         if (off < 0)
                 return EXB_ERR_RETRY;
-        int64_t applied = db_int(ctl->db, -1, "SELECT offset FROM %s WHERE %s=%Q", table, id_col, id);
+        int64_t applied = exb_sql_int(ctl->db, -1, "SELECT offset FROM %s WHERE %s=%Q", table, id_col, id);
         if (applied == off)
                 return EXB_OK;
         if (applied > prev) { /* another writer won: make its state the key's last record */
-                char *winner = db_text(ctl->db, "SELECT record FROM %s WHERE %s=%Q", table, id_col, id);
+                char *winner = exb_sql_text(ctl->db, "SELECT record FROM %s WHERE %s=%Q", table, id_col, id);
                 json_t *w = winner ? json_loads(winner, 0, NULL) : NULL;
                 if (w) {
                         json_object_set_new(w, "prev", json_integer(applied));
@@ -764,7 +716,7 @@ static int32_t schema_register(exb_control_t *ctl, const char *subject, const ch
 {
         char fp[65];
         exb_schema_fingerprint(schema, fp);
-        int64_t id = db_int(ctl->db, -1,
+        int64_t id = exb_sql_int(ctl->db, -1,
                             "SELECT id FROM schemas WHERE subject=%Q AND fingerprint=%Q", subject, fp);
         if (id >= 0)
                 return (int32_t)id;
@@ -839,7 +791,7 @@ static const char *import_status(exb_control_t *ctl, const exb_resource_t *res, 
                         *changed = -1;
                 } else {
                         snprintf(buf, size, "new version %lld",
-                                 (long long)db_int(ctl->db, 1,
+                                 (long long)exb_sql_int(ctl->db, 1,
                                                    "SELECT version FROM resources WHERE code=%Q",
                                                    res->code) + 1);
                         status = buf;
@@ -866,7 +818,7 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
         }
         for (int i = 0; i < cat->ndepts; i++) {
                 const exb_dept_t *d = &cat->depts[i];
-                char *name = db_text(ctl->db, "SELECT name FROM departments WHERE code=%Q", d->code);
+                char *name = exb_sql_text(ctl->db, "SELECT name FROM departments WHERE code=%Q", d->code);
                 const char *status = !name ? "new" : strcmp(name, d->name) ? "renamed" : "unchanged";
                 int write = !name || strcmp(name, d->name);
                 free(name);
@@ -891,7 +843,7 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
                 int changed;
                 const char *status = import_status(ctl, res, buf, sizeof(buf), &changed);
                 if (changed > 0) {
-                        int64_t prev = db_int(ctl->db, -1,
+                        int64_t prev = exb_sql_int(ctl->db, -1,
                                               "SELECT offset FROM resources WHERE code=%Q", res->code);
                         exb_schema_t *s = exb_resource_schema(res, errstr, errstr_size);
                         if (!s)
@@ -904,7 +856,7 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
                                 return EXB_ERR_RETRY;
                         json_error_t jerr;
                         json_t *obj = json_loads(res->json, JSON_DECODE_ANY, &jerr);
-                        int64_t version = db_int(ctl->db, 0,
+                        int64_t version = exb_sql_int(ctl->db, 0,
                                                  "SELECT version FROM resources WHERE code=%Q",
                                                  res->code) + 1;
                         json_t *v = json_pack("{s:I, s:i, s:o}", "version", (json_int_t)version,
@@ -939,7 +891,7 @@ exb_err_t exb_control_sub_request(exb_control_t *ctl, const exb_sub_request_t *r
                                   int auto_approve, char *id_out, size_t id_size, char *errstr,
                                   size_t errstr_size)
 {
-        if (!db_int(ctl->db, 0, "SELECT count(*) FROM departments WHERE code=%Q", req->subscriber)) {
+        if (!exb_sql_int(ctl->db, 0, "SELECT count(*) FROM departments WHERE code=%Q", req->subscriber)) {
                 exb_errf(errstr, errstr_size, "subscriber %s is not a department of the catalog",
                          req->subscriber);
                 return EXB_ERR_INVALID;
@@ -988,7 +940,7 @@ exb_err_t exb_control_sub_request(exb_control_t *ctl, const exb_sub_request_t *r
                         all_unconditional = 0;
                 json_array_append_new(items, json_string(req->items[i]));
         }
-        char *open_id = db_text(ctl->db,
+        char *open_id = exb_sql_text(ctl->db,
                                 "SELECT id FROM subscriptions WHERE subscriber=%Q AND resource=%Q"
                                 " AND state IN ('requested','approved')",
                                 req->subscriber, req->resource);

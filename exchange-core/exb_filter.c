@@ -538,32 +538,6 @@ static void add_kid(parser_t *p, int n, int kid)
         nd->kids[nd->nkids++] = kid;
 }
 
-/* Levenshtein distance, capped: for "did you mean" hints. */
-static int edit_distance(const char *a, size_t la, const char *b)
-{
-        size_t lb = strlen(b), i, j;
-        int row[65], prev, tmp;
-        if (la > 64 || lb > 64)
-                return 99;
-        for (j = 0; j <= lb; j++)
-                row[j] = (int)j;
-        for (i = 1; i <= la; i++) {
-                prev = row[0];
-                row[0] = (int)i;
-                for (j = 1; j <= lb; j++) {
-                        tmp = row[j];
-                        int best = prev + (a[i - 1] != b[j - 1]);
-                        if (row[j] + 1 < best)
-                                best = row[j] + 1;
-                        if (row[j - 1] + 1 < best)
-                                best = row[j - 1] + 1;
-                        row[j] = best;
-                        prev = tmp;
-                }
-        }
-        return row[lb];
-}
-
 /* Reads the current IDENT as an item of the schema; returns its slot in
  * f->items (adding it on first use) or -1 (error reported). */
 static int parse_item(parser_t *p)
@@ -587,7 +561,7 @@ static int parse_item(parser_t *p)
         if (i == sc->nfields) {
                 int k;
                 for (k = 0; k < sc->nfields; k++) {
-                        int d = edit_distance(name, len, sc->fields[k].name);
+                        int d = exb_edit_distance(name, len, sc->fields[k].name);
                         if (d < best_d) {
                                 best_d = d;
                                 best = k;

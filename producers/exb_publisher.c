@@ -24,6 +24,7 @@
  * reason is logged.
  */
 #include "exb_publisher.h"
+#include "exb_sql.h"
 #include "exb_catalog.h"
 #include "exb_codec.h"
 #include "exb_control.h"
@@ -842,39 +843,6 @@ static void drain(exb_publisher_t *pub)
         ack(pub);
 }
 
-static int state_exec(sqlite3 *db, char *errstr, size_t errstr_size, const char *where,
-                      const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        char *sql = sqlite3_vmprintf(fmt, ap);
-        va_end(ap);
-        char *e = NULL;
-        int rc = sqlite3_exec(db, sql, NULL, NULL, &e);
-        if (rc != SQLITE_OK)
-                exb_errf(errstr, errstr_size, "%s: %s", where, e ? e : sqlite3_errstr(rc));
-        sqlite3_free(e);
-        sqlite3_free(sql);
-        return rc == SQLITE_OK ? 0 : -1;
-}
-
-static int64_t state_int(sqlite3 *db, int64_t def, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        char *sql = sqlite3_vmprintf(fmt, ap);
-        va_end(ap);
-        sqlite3_stmt *st;
-        int64_t v = def;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-                if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                        v = sqlite3_column_int64(st, 0);
-                sqlite3_finalize(st);
-        }
-        sqlite3_free(sql);
-        return v;
-}
-
 typedef struct snap_progress_s {
         int tty;
         const char *table;
@@ -900,7 +868,7 @@ static void snap_save(exb_publisher_t *pub, sqlite3 *state, const char *state_pa
                       const char *tbl, int64_t last, int done)
 {
         char e[512];
-        if (state_exec(state, e, sizeof(e), state_path,
+        if (exb_sql_exec(state, state_path, e, sizeof(e),
                        "INSERT OR REPLACE INTO snapshot_progress VALUES(%d, %Q, %lld, %d)", run,
                        tbl, (long long)last, done))
                 EXB_WARN("%s: %s", pub->where, e);
@@ -913,7 +881,7 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
 {
         pub_table_t *t = &pub->tables[ti];
         pub_ring_t *ring = &pub->snap_ring;
-        int64_t last = state_int(state, 0,
+        int64_t last = exb_sql_int(state, 0,
                                  "SELECT last_pos FROM snapshot_progress WHERE run=%d AND tbl=%Q",
                                  run, t->name);
         snap_progress_t prog = {isatty(STDERR_FILENO), t->name, 0, 0, 0};
@@ -1031,19 +999,19 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
         sqlite3_busy_timeout(state, 5000);
         int total = 0, rc = -1;
         const char *db_id = pub->plugin->id(pub->src);
-        if (state_exec(state, errstr, errstr_size, path,
+        if (exb_sql_exec(state, path, errstr, errstr_size,
                        "CREATE TABLE IF NOT EXISTS snapshot_runs(run INTEGER PRIMARY KEY,"
                        " source_id TEXT, started TEXT, finished TEXT);"
                        "CREATE TABLE IF NOT EXISTS snapshot_progress(run INTEGER, tbl TEXT,"
                        " last_pos INTEGER, done INTEGER, PRIMARY KEY(run, tbl))"))
                 goto done;
-        int run = (int)state_int(state, 0,
+        int run = (int)exb_sql_int(state, 0,
                                  "SELECT run FROM snapshot_runs WHERE source_id=%Q AND finished "
                                  "IS NULL ORDER BY run DESC LIMIT 1",
                                  db_id);
         if (!run) {
-                run = (int)state_int(state, 0, "SELECT max(run) FROM snapshot_runs") + 1;
-                if (state_exec(state, errstr, errstr_size, path,
+                run = (int)exb_sql_int(state, 0, "SELECT max(run) FROM snapshot_runs") + 1;
+                if (exb_sql_exec(state, path, errstr, errstr_size,
                                "INSERT INTO snapshot_runs VALUES(%d, %Q, strftime('%%Y-%%m-%%dT"
                                "%%H:%%M:%%SZ','now'), NULL)",
                                run, db_id))
@@ -1053,7 +1021,7 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
                 EXB_INFO("%s: snapshot %d resumes", pub->where, run);
         }
         for (int i = 0; i < pub->ntables; i++) {
-                if (state_int(state, 0,
+                if (exb_sql_int(state, 0,
                               "SELECT done FROM snapshot_progress WHERE run=%d AND tbl=%Q", run,
                               pub->tables[i].name))
                         continue;
@@ -1062,7 +1030,7 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
                         goto done;
                 total += n;
         }
-        if (state_exec(state, errstr, errstr_size, path,
+        if (exb_sql_exec(state, path, errstr, errstr_size,
                        "UPDATE snapshot_runs SET finished=strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ',"
                        "'now') WHERE run=%d",
                        run))

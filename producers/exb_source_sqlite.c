@@ -45,6 +45,7 @@
  * changelog rows is copied out and the statement reset, so the department's
  * writers are never blocked by it for longer than one read.
  */
+#include "exb_sql.h"
 #include "exb_source.h"
 
 #include <sqlite3.h>
@@ -126,18 +127,13 @@ struct exb_source_s {
 
 static int sq_exec(exb_source_t *src, char *errstr, size_t errstr_size, const char *fmt, ...)
 {
+        char where[1024];
+        snprintf(where, sizeof(where), "%s: source.path %s", src->where, src->path);
         va_list ap;
         va_start(ap, fmt);
-        char *sql = sqlite3_vmprintf(fmt, ap);
+        int rc = exb_sql_vexec(src->db, where, errstr, errstr_size, fmt, ap);
         va_end(ap);
-        char *err = NULL;
-        int rc = sqlite3_exec(src->db, sql, NULL, NULL, &err);
-        if (rc != SQLITE_OK)
-                exb_errf(errstr, errstr_size, "%s: source.path %s: %s", src->where, src->path,
-                         err ? err : sqlite3_errstr(rc));
-        sqlite3_free(err);
-        sqlite3_free(sql);
-        return rc == SQLITE_OK ? 0 : -1;
+        return rc;
 }
 
 static void batch_clear(sq_batch_t *b)
