@@ -7,6 +7,7 @@
 #include "exb_cli.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,26 @@ void exb_cli_strv_free(char **v, int n)
         for (int i = 0; i < n; i++)
                 free(v[i]);
         free(v);
+}
+
+json_t *exb_cli_strv_json(char **v, int n)
+{
+        json_t *a = json_array();
+        for (int i = 0; i < n; i++)
+                json_array_append_new(a, json_string(v[i]));
+        return a;
+}
+
+json_t *exb_cli_masks_json(const exb_sub_t *sub)
+{
+        json_t *masks = json_object();
+        for (int k = 0; k < sub->nitems; k++)
+                if (sub->masks[k].kind != EXB_MASK_NONE) {
+                        char spec[64];
+                        exb_mask_format(&sub->masks[k], spec, sizeof(spec));
+                        json_object_set_new(masks, sub->items[k], json_string(spec));
+                }
+        return masks;
 }
 
 static const struct {

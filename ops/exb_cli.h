@@ -53,6 +53,12 @@ int exb_cli_role_conf(exb_cli_t *cli, const exb_prop_t *props, void *conf, char 
 int exb_cli_split(const char *s, char ***out);
 void exb_cli_strv_free(char **v, int n);
 
+/* JSON array of the strings; {"item": "mask spec", ...} of a subscription's
+ * masked items. New references. */
+struct json_t;
+struct json_t *exb_cli_strv_json(char **v, int n);
+struct json_t *exb_cli_masks_json(const exb_sub_t *sub);
+
 /* Subcommands: argc/argv start at the subcommand's own name. Return the
  * process exit code: 0 ok, 1 failure, 2 usage. */
 int exb_cmd_catalog(exb_cli_t *cli, int argc, char **argv);

@@ -174,14 +174,6 @@ int exb_cmd_catalog(exb_cli_t *cli, int argc, char **argv)
 
 /* ------------------------------------------------------------------ routes */
 
-static json_t *strv_json(char **v, int n)
-{
-        json_t *a = json_array();
-        for (int i = 0; i < n; i++)
-                json_array_append_new(a, json_string(v[i]));
-        return a;
-}
-
 int exb_cmd_routes(exb_cli_t *cli, int argc, char **argv)
 {
         (void)argv;
@@ -212,17 +204,11 @@ int exb_cmd_routes(exb_cli_t *cli, int argc, char **argv)
                                 continue;
                         char topic[256];
                         exb_sub_topic(s, topic, sizeof(topic));
-                        json_t *masks = json_object();
-                        for (int k = 0; k < s->nitems; k++)
-                                if (s->masks[k].kind != EXB_MASK_NONE) {
-                                        char spec[64];
-                                        exb_mask_format(&s->masks[k], spec, sizeof(spec));
-                                        json_object_set_new(masks, s->items[k], json_string(spec));
-                                }
+                        json_t *masks = exb_cli_masks_json(s);
                         json_array_append_new(
                             routes, json_pack("{s:s, s:s, s:s, s:o, s:o, s:s?, s:s?}", "subscription",
                                               s->id, "subscriber", s->subscriber, "topic", topic,
-                                              "items", strv_json(s->items, s->nitems), "masks",
+                                              "items", exb_cli_strv_json(s->items, s->nitems), "masks",
                                               masks, "filter", s->filter, "until", s->until));
                 }
                 json_object_set_new(r, "deliveries", routes);

@@ -138,14 +138,6 @@ done:
         return rc;
 }
 
-static json_t *strv_json(char **v, int n)
-{
-        json_t *a = json_array();
-        for (int i = 0; i < n; i++)
-                json_array_append_new(a, json_string(v[i]));
-        return a;
-}
-
 static int sub_list(exb_cli_t *cli)
 {
         exb_control_t *ctl = exb_cli_control(cli);
@@ -173,21 +165,15 @@ static int sub_list(exb_cli_t *cli)
                         snprintf(note, sizeof(note), "%s", s->reason);
                 char **shown = s->nitems ? s->items : s->requested;
                 int nshown = s->nitems ? s->nitems : s->nrequested;
-                json_t *items = strv_json(shown, nshown);
+                json_t *items = exb_cli_strv_json(shown, nshown);
                 if (cli->json) {
-                        json_t *masks = json_object();
-                        for (int k = 0; k < s->nitems; k++)
-                                if (s->masks[k].kind != EXB_MASK_NONE) {
-                                        char spec[64];
-                                        exb_mask_format(&s->masks[k], spec, sizeof(spec));
-                                        json_object_set_new(masks, s->items[k], json_string(spec));
-                                }
+                        json_t *masks = exb_cli_masks_json(s);
                         json_array_append_new(
                             all, json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s?, s:s?, s:s?, "
                                            "s:s?, s:s?, s:s}",
                                            "id", s->id, "subscriber", s->subscriber, "resource",
                                            s->resource, "state", exb_sub_state_name(s->state),
-                                           "requested", strv_json(s->requested, s->nrequested),
+                                           "requested", exb_cli_strv_json(s->requested, s->nrequested),
                                            "items", items, "masks", masks, "filter", s->filter,
                                            "until", s->until, "purpose", s->purpose, "legal_basis",
                                            s->legal_basis, "reason", s->reason, "deadline", due));
