@@ -93,8 +93,10 @@ exb_err_t exb_embedded_create_topic(exb_embedded_t *e, const char *topic, int pa
                                     char *errstr, size_t errstr_size)
 {
         if (!topic || !*topic || partitions < 1) {
-                exb_errf(errstr, errstr_size, "embedded broker: topic %s: needs a name and >= 1 "
-                         "partition", topic ? topic : "(null)");
+                exb_errf(errstr, errstr_size,
+                         "embedded broker: topic %s: needs a name and >= 1 "
+                         "partition",
+                         topic ? topic : "(null)");
                 return EXB_ERR_INVALID;
         }
         rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(e->mc, topic, partitions, 1);

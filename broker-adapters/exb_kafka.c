@@ -39,7 +39,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
         /* Errors come again through error_cb; configuration warnings are
          * shown once at startup and are worth reading. */
-        int lvl = level <= 2 ? 0 : (level <= 4 && !strcmp(fac, "CONFWARN")) ? 1 : 3;
+        int lvl = !strcmp(fac, "FATAL")                    ? 3 /* error_cb logs it */
+                  : level <= 2                             ? 0
+                  : level <= 4 && !strcmp(fac, "CONFWARN") ? 1
+                                                           : 3;
         exb_log(lvl, "kafka %s: %s: %s", short_name(rk), fac, buf);
 }
 
@@ -118,8 +121,8 @@ rd_kafka_conf_t *exb_kconf_new(const char *brokers, const exb_kprop_t *role_defa
         int j;
 
         for (i = 0; i < EXB_ARRAY_CNT(exb_kafka_defaults); i++)
-                if (conf_set(conf, exb_kafka_defaults[i].name, exb_kafka_defaults[i].value,
-                             errstr, errstr_size))
+                if (conf_set(conf, exb_kafka_defaults[i].name, exb_kafka_defaults[i].value, errstr,
+                             errstr_size))
                         goto fail;
         for (j = 0; j < nrole_defaults; j++)
                 if (conf_set(conf, role_defaults[j].name, role_defaults[j].value, errstr,
@@ -158,12 +161,11 @@ exb_err_t exb_kerr(rd_kafka_t *rk, rd_kafka_resp_err_t err)
         case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
         case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
         case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-        case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-        case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
-        case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
-        case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
-        case RD_KAFKA_RESP_ERR__FENCED:
                 return EXB_ERR_FATAL;
+        /* Sequence and epoch errors (OUT_OF_ORDER_SEQUENCE_NUMBER,
+         * INVALID_PRODUCER_EPOCH, ...) are fatal only when librdkafka
+         * says so (rd_kafka_fatal_error, checked above): otherwise it has
+         * bumped the epoch and the message can be produced again. */
         case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
         case RD_KAFKA_RESP_ERR_INVALID_MSG:
         case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:

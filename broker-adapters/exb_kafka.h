@@ -35,7 +35,8 @@
  *             session.timeout.ms=6000, heartbeat.interval.ms=2000,
  *             queued.min.messages=100000, enable.partition.eof=false
  * A group-less consumer also gets a private group.id (librdkafka requires one
- * for assign) and never commits.
+ * for assign; kafka.group.id names it on clusters with group ACLs); it never
+ * joins that group and never commits.
  */
 #ifndef EXB_KAFKA_H
 #define EXB_KAFKA_H
@@ -90,9 +91,8 @@ const char *exb_topic_name(const exb_topic_t *t);
  * local queue is full (poll, then try again), or EXB_ERR_INVALID/FATAL with
  * errstr; then no delivery report follows. */
 exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, const void *key,
-                      size_t key_len, const void *value, size_t value_len,
-                      const exb_header_t *hdrs, int nhdrs, void *msg_opaque, char *errstr,
-                      size_t errstr_size);
+                      size_t key_len, const void *value, size_t value_len, const exb_header_t *hdrs,
+                      int nhdrs, void *msg_opaque, char *errstr, size_t errstr_size);
 
 /* Serves delivery reports (and errors) waiting up to timeout_ms for the
  * first; returns how many events were served. */
@@ -119,9 +119,9 @@ typedef struct exb_msg_s {
         void *_rkm; /* the librdkafka message, owned */
 } exb_msg_t;
 
-#define EXB_OFFSET_STORED (-1000)   /* = RD_KAFKA_OFFSET_STORED */
+#define EXB_OFFSET_STORED    (-1000) /* = RD_KAFKA_OFFSET_STORED */
 #define EXB_OFFSET_BEGINNING (-2)
-#define EXB_OFFSET_END (-1)
+#define EXB_OFFSET_END       (-1)
 
 /* Rebalance hooks of a group consumer, called from exb_consumer_poll() and
  * exb_consumer_destroy(), once per partition.
@@ -149,8 +149,8 @@ void exb_consumer_destroy(exb_consumer_t *c);
 
 /* Subscribes to topic names or regexes (starting with '^'; regexes also
  * match topics created later). EXB_ERR_INVALID for a group-less consumer. */
-exb_err_t exb_consumer_subscribe(exb_consumer_t *c, const char *const *topics, int n,
-                                 char *errstr, size_t errstr_size);
+exb_err_t exb_consumer_subscribe(exb_consumer_t *c, const char *const *topics, int n, char *errstr,
+                                 size_t errstr_size);
 /* Group-less: adds a partition to the assignment starting at offset
  * (>= 0, EXB_OFFSET_BEGINNING or EXB_OFFSET_END); partitions assigned
  * before keep their position. Looks the leader up first (one metadata
@@ -165,8 +165,8 @@ exb_err_t exb_consumer_assign(exb_consumer_t *c, const char *topic, int32_t part
  * error. Transient errors are logged and skipped. Each returned message must
  * be released with exb_msg_release(); topic/key/value point into it.
  * Not thread-safe with the other calls on the same consumer. */
-int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms,
-                      char *errstr, size_t errstr_size);
+int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms, char *errstr,
+                      size_t errstr_size);
 void exb_msg_release(exb_msg_t *msg); /* NULL or released: no-op */
 
 /* Header `name` of msg: 1 and value/len if present, else 0. */
@@ -181,7 +181,7 @@ int exb_msg_headers(const exb_msg_t *msg, exb_header_t *hdrs, int max);
  * its new owner will see those records again. */
 exb_err_t exb_consumer_store(exb_consumer_t *c, const char *topic, int32_t partition,
                              int64_t next_offset);
-/* Commits what is stored (nothing stored: EXB_OK). */
+/* Commits what is stored (nothing stored, or group-less: EXB_OK). */
 exb_err_t exb_consumer_commit(exb_consumer_t *c, int async);
 
 /* Stops/resumes fetching all assigned partitions (a sink that is down);
@@ -237,8 +237,7 @@ void exb_topic_infos_free(exb_topic_info_t *infos, int n);
  * the group. EXB_ERR_RETRY if the coordinator cannot be reached in time. */
 exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, int nprops,
                                  const char *group, const char *topic, int32_t partition,
-                                 int64_t *offset, int timeout_ms, char *errstr,
-                                 size_t errstr_size);
+                                 int64_t *offset, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* ---------------------------------------------------------- embedded broker */
 

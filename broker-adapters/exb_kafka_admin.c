@@ -38,8 +38,7 @@ static rd_kafka_t *admin_handle(const char *brokers, const exb_kprop_t *props, i
                 exb_errf(errstr, errstr_size, "admin: no brokers given");
                 return NULL;
         }
-        rd_kafka_conf_t *conf = exb_kconf_new(brokers, NULL, 0, props, nprops, errstr,
-                                              errstr_size);
+        rd_kafka_conf_t *conf = exb_kconf_new(brokers, NULL, 0, props, nprops, errstr, errstr_size);
         if (!conf)
                 return NULL;
         char es[512];
@@ -83,9 +82,8 @@ static int first_missing(rd_kafka_t *rk, const exb_topic_spec_t *specs, int n, i
 }
 
 /* Polls metadata until every topic exists or the deadline passes. */
-static exb_err_t wait_topics(rd_kafka_t *rk, const exb_topic_spec_t *specs, int n,
-                             int64_t deadline, const char *why, char *errstr,
-                             size_t errstr_size)
+static exb_err_t wait_topics(rd_kafka_t *rk, const exb_topic_spec_t *specs, int n, int64_t deadline,
+                             const char *why, char *errstr, size_t errstr_size)
 {
         char es[512] = "";
         int missing = 0;
@@ -168,7 +166,8 @@ exb_err_t exb_admin_ensure_topics(const char *brokers, const exb_kprop_t *props,
                         rd_kafka_NewTopic_set_config(nts[i], "cleanup.policy", "compact");
         }
 
-        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_t *opts =
+                rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
         int t = remaining(deadline) > 0 ? remaining(deadline) : 1;
         rd_kafka_AdminOptions_set_request_timeout(opts, t, NULL, 0);
         rd_kafka_AdminOptions_set_operation_timeout(opts, t, NULL, 0);
@@ -195,8 +194,8 @@ exb_err_t exb_admin_ensure_topics(const char *brokers, const exb_kprop_t *props,
                 ret = exb_kerr(rk, err);
         } else {
                 size_t cnt;
-                const rd_kafka_topic_result_t **res =
-                        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+                const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &cnt);
                 for (size_t i = 0; i < cnt && ret == EXB_OK; i++) {
                         rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(res[i]);
                         if (!terr || terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
@@ -267,8 +266,7 @@ void exb_topic_infos_free(exb_topic_info_t *infos, int n)
 
 exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, int nprops,
                                  const char *group, const char *topic, int32_t partition,
-                                 int64_t *offset, int timeout_ms, char *errstr,
-                                 size_t errstr_size)
+                                 int64_t *offset, int timeout_ms, char *errstr, size_t errstr_size)
 {
         static const exb_kprop_t reader[] = {{"enable.auto.commit", "false"}};
         *offset = -1;
@@ -276,8 +274,8 @@ exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, 
                 exb_errf(errstr, errstr_size, "group offset: brokers and group are required");
                 return EXB_ERR_INVALID;
         }
-        rd_kafka_conf_t *conf = exb_kconf_new(brokers, reader, 1, props, nprops, errstr,
-                                              errstr_size);
+        rd_kafka_conf_t *conf =
+                exb_kconf_new(brokers, reader, 1, props, nprops, errstr, errstr_size);
         if (!conf)
                 return EXB_ERR_INVALID;
         char es[512];
@@ -302,8 +300,8 @@ exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, 
         if (!err)
                 *offset = tl->elems[0].offset < 0 ? -1 : tl->elems[0].offset;
         else
-                exb_errf(errstr, errstr_size, "committed offset of group %s for %s [%d]: %s",
-                         group, topic, (int)partition, rd_kafka_err2str(err));
+                exb_errf(errstr, errstr_size, "committed offset of group %s for %s [%d]: %s", group,
+                         topic, (int)partition, rd_kafka_err2str(err));
         exb_err_t ret = exb_kerr(rk, err);
         rd_kafka_topic_partition_list_destroy(tl);
         rd_kafka_consumer_close(rk);

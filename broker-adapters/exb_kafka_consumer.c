@@ -14,10 +14,11 @@
  * Both eager and cooperative assignors work (partition.assignment.strategy
  * passed as a kafka.* property).
  *
- * Group-less: librdkafka needs a group.id for rd_kafka_assign(), so the
- * handle gets a private one and never commits. exb_consumer_assign() adds
- * partitions one at a time (incremental: partitions already being read keep
- * their position).
+ * Group-less: librdkafka needs a group.id for rd_kafka_assign() (without
+ * one: "Requires a consumer with group.id configured"), so the handle gets
+ * a private one ("exbus-groupless-<pid>", or kafka.group.id if given) and
+ * never commits. exb_consumer_assign() adds partitions one at a time
+ * (incremental: partitions already being read keep their position).
  *
  * Polling: the first message is awaited with rd_kafka_consumer_poll(), the
  * rest of the batch is taken with rd_kafka_consume_batch_queue(timeout 0)
@@ -36,14 +37,10 @@
 #include "exb_kafka_int.h"
 
 static const exb_kprop_t consumer_defaults[] = {
-        {"enable.auto.commit", "true"},
-        {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", "earliest"},
-        {"fetch.wait.max.ms", "100"},
-        {"session.timeout.ms", "6000"},
-        {"heartbeat.interval.ms", "2000"},
-        {"queued.min.messages", "100000"},
-        {"enable.partition.eof", "false"},
+        {"enable.auto.commit", "true"},    {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"},
+        {"session.timeout.ms", "6000"},    {"heartbeat.interval.ms", "2000"},
+        {"queued.min.messages", "100000"}, {"enable.partition.eof", "false"},
 };
 
 struct exb_consumer_s {
@@ -75,10 +72,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 for (i = 0; i < parts->cnt; i++) {
                         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                        tp->offset = c->rb.on_assign
-                                             ? c->rb.on_assign(c->rb.opaque, tp->topic,
-                                                               tp->partition)
-                                             : RD_KAFKA_OFFSET_STORED;
+                        tp->offset = c->rb.on_assign ? c->rb.on_assign(c->rb.opaque, tp->topic,
+                                                                       tp->partition)
+                                                     : RD_KAFKA_OFFSET_STORED;
                         EXB_DEBUG("consumer %s: assigned %s from offset %" PRId64,
                                   rd_kafka_name(rk), pname(tp, pb, sizeof(pb)), tp->offset);
                 }
@@ -124,8 +120,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 exb_consumer_t *exb_consumer_new(const char *brokers, const char *group_id,
                                  const exb_kprop_t *props, int nprops,
-                                 const exb_rebalance_t *rebalance, char *errstr,
-                                 size_t errstr_size)
+                                 const exb_rebalance_t *rebalance, char *errstr, size_t errstr_size)
 {
         if (!brokers || !*brokers) {
                 exb_errf(errstr, errstr_size, "consumer: no brokers given");
@@ -137,25 +132,25 @@ exb_consumer_t *exb_consumer_new(const char *brokers, const char *group_id,
         if (!conf)
                 return NULL;
         char es[512];
-        char gid[64];
-        if (!group_id) {
-                /* Never joins (no subscribe) and never commits. */
-                snprintf(gid, sizeof(gid), "exbus-groupless-%ld", (long)getpid());
-                group_id = gid;
-                if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", es, sizeof(es))) {
-                        exb_errf(errstr, errstr_size, "consumer: %s", es);
-                        rd_kafka_conf_destroy(conf);
-                        return NULL;
+        int grouped = group_id != NULL;
+        if (!grouped) {
+                /* Never joins (no subscribe) and never commits. A kafka.group.id
+                 * the caller gives (a name its ACLs allow) is kept. */
+                char gid[64];
+                size_t n = sizeof(gid);
+                if (rd_kafka_conf_get(conf, "group.id", gid, &n) != RD_KAFKA_CONF_OK || !gid[0]) {
+                        snprintf(gid, sizeof(gid), "exbus-groupless-%ld", (long)getpid());
+                        rd_kafka_conf_set(conf, "group.id", gid, es, sizeof(es));
                 }
-        }
-        if (rd_kafka_conf_set(conf, "group.id", group_id, es, sizeof(es))) {
+                rd_kafka_conf_set(conf, "enable.auto.commit", "false", es, sizeof(es));
+        } else if (rd_kafka_conf_set(conf, "group.id", group_id, es, sizeof(es))) {
                 exb_errf(errstr, errstr_size, "consumer: group.id: %s", es);
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
 
         exb_consumer_t *c = exb_calloc(1, sizeof(*c));
-        c->grouped = group_id != gid;
+        c->grouped = grouped;
         if (rebalance)
                 c->rb = *rebalance;
         if (c->grouped)
@@ -188,8 +183,8 @@ void exb_consumer_destroy(exb_consumer_t *c)
         free(c);
 }
 
-exb_err_t exb_consumer_subscribe(exb_consumer_t *c, const char *const *topics, int n,
-                                 char *errstr, size_t errstr_size)
+exb_err_t exb_consumer_subscribe(exb_consumer_t *c, const char *const *topics, int n, char *errstr,
+                                 size_t errstr_size)
 {
         if (!c->grouped) {
                 exb_errf(errstr, errstr_size, "subscribe: consumer has no group (use assign)");
@@ -212,8 +207,8 @@ exb_err_t exb_consumer_assign(exb_consumer_t *c, const char *topic, int32_t part
 {
         if (c->grouped) {
                 exb_errf(errstr, errstr_size,
-                         "assign %s [%d]: a group member gets its partitions from the group",
-                         topic, (int)partition);
+                         "assign %s [%d]: a group member gets its partitions from the group", topic,
+                         (int)partition);
                 return EXB_ERR_INVALID;
         }
         /* Learn the partition leader first: a fetch that starts before
@@ -258,8 +253,7 @@ static void msg_fill(exb_msg_t *m, rd_kafka_message_t *rkm)
 }
 
 /* An error event from the consumer queue: -1 if fatal, else logged. */
-static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr,
-                     size_t errstr_size)
+static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr, size_t errstr_size)
 {
         rd_kafka_resp_err_t err = rkm->err;
         if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -282,9 +276,14 @@ static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr,
 
 #include <time.h>
 int64_t exb_dbg_wait_us, exb_dbg_polls, exb_dbg_empty, exb_dbg_msgs;
-static int64_t dbg_us(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return (int64_t)ts.tv_sec*1000000 + ts.tv_nsec/1000; }
-int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms,
-                      char *errstr, size_t errstr_size)
+static int64_t dbg_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms, char *errstr,
+                      size_t errstr_size)
 {
         int n = 0;
         if (max <= 0)
@@ -302,9 +301,12 @@ int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_m
                 /* Waits for the first message (serving rebalances and errors). */
                 int64_t t0 = dbg_us();
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, left);
-                exb_dbg_wait_us += dbg_us() - t0; exb_dbg_polls++;
-                if (!rkm) { exb_dbg_empty++;
-                        return 0; }
+                exb_dbg_wait_us += dbg_us() - t0;
+                exb_dbg_polls++;
+                if (!rkm) {
+                        exb_dbg_empty++;
+                        return 0;
+                }
                 int got = 1;
                 c->batch[0] = rkm;
                 if (max > 1) {
@@ -397,6 +399,8 @@ exb_err_t exb_consumer_store(exb_consumer_t *c, const char *topic, int32_t parti
 
 exb_err_t exb_consumer_commit(exb_consumer_t *c, int async)
 {
+        if (!c->grouped)
+                return EXB_OK; /* a group-less reader keeps no offsets in Kafka */
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, async);
         if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
                 return EXB_OK;
@@ -427,8 +431,7 @@ exb_err_t exb_consumer_resume(exb_consumer_t *c)
         return pause_resume(c, 0);
 }
 
-exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partition,
-                            int64_t offset)
+exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partition, int64_t offset)
 {
         rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(tl, topic, partition)->offset = offset;

@@ -72,8 +72,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 exb_producer_t *exb_producer_new(const char *brokers, const exb_kprop_t *props, int nprops,
-                                 exb_dr_cb_t *dr_cb, void *opaque, char *errstr,
-                                 size_t errstr_size)
+                                 exb_dr_cb_t *dr_cb, void *opaque, char *errstr, size_t errstr_size)
 {
         if (!brokers || !*brokers) {
                 exb_errf(errstr, errstr_size, "producer: no brokers given");
@@ -184,9 +183,8 @@ const char *exb_topic_name(const exb_topic_t *t)
 }
 
 exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, const void *key,
-                      size_t key_len, const void *value, size_t value_len,
-                      const exb_header_t *hdrs, int nhdrs, void *msg_opaque, char *errstr,
-                      size_t errstr_size)
+                      size_t key_len, const void *value, size_t value_len, const exb_header_t *hdrs,
+                      int nhdrs, void *msg_opaque, char *errstr, size_t errstr_size)
 {
         rd_kafka_headers_t *rkhdrs = NULL;
         rd_kafka_resp_err_t err;
@@ -201,14 +199,12 @@ exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, cons
                         rd_kafka_header_add(rkhdrs, hdrs[i].name, -1, hdrs[i].value,
                                             (ssize_t)hdrs[i].len);
         }
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(t->rkt),
-                                RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
-                                                                   : partition),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY((void *)key, key_len),
-                                RD_KAFKA_V_VALUE((void *)value, value_len),
-                                RD_KAFKA_V_HEADERS(rkhdrs), RD_KAFKA_V_OPAQUE(msg_opaque),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+                p->rk, RD_KAFKA_V_RKT(t->rkt),
+                RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
+                RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(rkhdrs),
+                RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (!err)
                 return EXB_OK; /* rkhdrs now owned by librdkafka */
         if (rkhdrs)
@@ -248,7 +244,6 @@ exb_err_t exb_producer_fatal(exb_producer_t *p, char *errstr, size_t errstr_size
         rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->rk, es, sizeof(es));
         if (!err)
                 return EXB_OK;
-        exb_errf(errstr, errstr_size, "producer: fatal error %s: %s", rd_kafka_err2name(err),
-                 es);
+        exb_errf(errstr, errstr_size, "producer: fatal error %s: %s", rd_kafka_err2name(err), es);
         return EXB_ERR_FATAL;
 }

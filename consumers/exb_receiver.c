@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RC_MAX_VALUE      (64 * 1024 * 1024) /* larger values are dead letters */
 #define RC_BACKOFF_MIN_MS 250
@@ -48,9 +49,13 @@ const exb_prop_t exb_receiver_props[] = {
          "it."},
         {"data.dir", EXB_PROP_STR, offsetof(exb_receiver_conf_t, data_dir), NULL, ".",
          "Directory for the agent's local files (control-plane cache, default sink database)."},
-        {"sink.type", EXB_PROP_ENUM, offsetof(exb_receiver_conf_t, sink_type), "sqlite", "sqlite",
+        {"sink.type", EXB_PROP_ENUM, offsetof(exb_receiver_conf_t, sink_type), "sqlite|uplink|http|jsonl",
+         "sqlite",
          "Where delivered records go. sqlite: one table per resource in the subscriber's database, "
-         "offsets in the same transaction (exactly once)."},
+         "offsets in the same transaction (exactly once). uplink: forward to another exchange "
+         "node's Kafka as a providing department (级联/回流). http: POST JSON batches to the "
+         "department's service (sink.url), no commit before a 2xx. jsonl: rotating JSON Lines "
+         "files per resource under sink.path, offsets beside them (exactly once)."},
         {"sink.path", EXB_PROP_STR, offsetof(exb_receiver_conf_t, sink_path), NULL, NULL,
          "Location of the sink; sqlite: the database file (default "
          "<data.dir>/consumer-<dept>.db)."},
@@ -68,7 +73,8 @@ const exb_prop_t exb_receiver_props[] = {
          "seconds."},
         {NULL}};
 
-static const exb_sink_plugin_t *const sink_plugins[] = {&exb_sink_sqlite, NULL};
+static const exb_sink_plugin_t *const sink_plugins[] = {&exb_sink_sqlite, &exb_sink_uplink,
+                                                        &exb_sink_http, &exb_sink_jsonl, NULL};
 
 const exb_sink_plugin_t *exb_sink_find(const char *name)
 {
@@ -119,6 +125,7 @@ struct exb_receiver_s {
         int paused;
         int backoff_ms;
         int64_t backoff_until;
+        unsigned jitter_seed;
         exb_receiver_stats_t stats;
 };
 
@@ -273,6 +280,7 @@ static size_t decode_one(exb_receiver_t *rcv, int i, size_t vals_used)
                               .key_len = m->key_len,
                               .value = m->value,
                               .len = m->len};
+        exb_msg_header(m, "exb-path", &r->path, &r->path_len);
         r->resource = topic_resource(rcv, m->topic);
         int32_t id;
         const exb_schema_t *schema;
@@ -309,12 +317,16 @@ static void pause_sink_down(exb_receiver_t *rcv, int npos, const char *why)
         rcv->backoff_ms = rcv->backoff_ms ? rcv->backoff_ms * 2 : RC_BACKOFF_MIN_MS;
         if (rcv->backoff_ms > RC_BACKOFF_MAX_MS)
                 rcv->backoff_ms = RC_BACKOFF_MAX_MS;
-        rcv->backoff_until = exb_mono_ms() + rcv->backoff_ms;
+        /* "Equal jitter": half the step plus a random part of the other
+         * half, so instances that failed together do not retry together. */
+        int delay = rcv->backoff_ms / 2 +
+                   (int)((unsigned)rand_r(&rcv->jitter_seed) % (unsigned)(rcv->backoff_ms / 2 + 1));
+        rcv->backoff_until = exb_mono_ms() + delay;
         if (!rcv->paused && exb_consumer_pause(rcv->consumer) != EXB_OK)
                 EXB_WARN("cannot pause consumption: records will be fetched and dropped");
         rcv->paused = 1;
         EXB_WARN("sink down: %s: nothing applied, consumption paused, retrying in %d ms", why,
-                 rcv->backoff_ms);
+                 delay);
 }
 
 /* While paused: waits, serving rebalances. Returns 1 when it is time to
@@ -352,6 +364,8 @@ static int backoff_wait(exb_receiver_t *rcv, int timeout_ms, char *errstr, size_
 int exb_receiver_poll(exb_receiver_t *rcv, int timeout_ms, char *errstr, size_t errstr_size)
 {
         exb_control_poll(rcv->ctl);
+        if (rcv->plugin->tick) /* time-driven sink work, e.g. file rotation */
+                rcv->plugin->tick(rcv->sink);
         if (rcv->paused) {
                 int r = backoff_wait(rcv, timeout_ms, errstr, errstr_size);
                 if (r <= 0)
@@ -528,6 +542,7 @@ exb_receiver_t *exb_receiver_new(const exb_receiver_conf_t *conf, char *errstr, 
         exb_receiver_t *rcv = exb_calloc(1, sizeof(*rcv));
         rcv->plugin = plugin;
         rcv->last_schema = -1;
+        rcv->jitter_seed = (unsigned)getpid() ^ (unsigned)exb_mono_ms();
         rcv->dept = exb_strdup(conf->dept);
         rcv->brokers = exb_strdup(conf->brokers);
         rcv->data_dir = exb_strdup(conf->data_dir && *conf->data_dir ? conf->data_dir : ".");
@@ -568,7 +583,7 @@ exb_receiver_t *exb_receiver_new(const exb_receiver_conf_t *conf, char *errstr, 
         }
         free(props);
         rcv->cluster_id = exb_consumer_cluster_id(rcv->consumer, 5000);
-        exb_sink_env_t env = {rcv->dept, rcv->data_dir, rcv->cluster_id};
+        exb_sink_env_t env = {rcv->dept, rcv->data_dir, rcv->cluster_id, rcv->brokers};
         if (!(rcv->sink = plugin->open(rcv->sink_conf, &env, errstr, errstr_size)))
                 goto fail;
         char pattern[128];

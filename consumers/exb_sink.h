@@ -72,6 +72,8 @@ typedef struct exb_sink_rec_s {
         const exb_schema_t *schema; /* delivery schema (schema->id set), NULL if undecodable */
         const exb_record_t *rec;    /* decoded record, NULL if undecodable */
         const char *error;          /* non-NULL: a dead letter, with the reason */
+        const void *path;           /* exb-path header: node ids passed ("a,b"), or NULL */
+        size_t path_len;
 } exb_sink_rec_t;
 
 /* Next offset of a partition once the batch is applied (last offset + 1). */
@@ -101,6 +103,7 @@ typedef struct exb_sink_env_s {
         const char *dept;       /* subscribing department code */
         const char *data_dir;   /* the agent's data.dir */
         const char *cluster_id; /* Kafka cluster id, or NULL if unknown */
+        const char *brokers;    /* this node's Kafka (the uplink reads its catalog) */
 } exb_sink_env_t;
 
 typedef struct exb_sink_plugin_s {
@@ -129,10 +132,19 @@ typedef struct exb_sink_plugin_s {
 
         /* Closes the sink (NULL is a no-op). */
         void (*close)(void *sink);
+
+        /* Optional (NULL): called on every receiver poll, also when no
+         * records came, for work that must not wait for the next batch
+         * (jsonl: completing a file after sink.rotate.seconds). It never
+         * applies records; it logs and retries its own failures. */
+        void (*tick)(void *sink);
 } exb_sink_plugin_t;
 
 /* The sinks of this build. */
 extern const exb_sink_plugin_t exb_sink_sqlite;
+extern const exb_sink_plugin_t exb_sink_uplink;
+extern const exb_sink_plugin_t exb_sink_http;
+extern const exb_sink_plugin_t exb_sink_jsonl;
 
 /* Plugin by sink.type name, or NULL. */
 const exb_sink_plugin_t *exb_sink_find(const char *name);
@@ -152,5 +164,20 @@ typedef struct exb_sink_sqlite_conf_s {
         int busy_timeout_ms; /* sink.busy.timeout.ms */
         char *synchronous;   /* sink.synchronous: normal|full */
 } exb_sink_sqlite_conf_t;
+
+/* ------------------------------------------------------------- HTTP sink */
+
+/* The HTTP sink's transport: one POST of body (len bytes) with the given
+ * header lines (NULL-terminated, "Name: value"). Returns EXB_OK with the
+ * HTTP status in *status and at most resp->max bytes of the response body
+ * in resp (the rest is read and dropped), or EXB_ERR_RETRY with errstr
+ * when no response came (connection refused or dropped, timeout, TLS). */
+typedef exb_err_t (*exb_sink_http_post_fn)(void *opaque, const char *const *headers,
+                                           const void *body, size_t len, long *status,
+                                           exb_buf_t *resp, char *errstr, size_t errstr_size);
+
+/* Replaces the transport of an open http sink (tests: a scripted server
+ * without sockets); fn NULL restores libcurl. */
+void exb_sink_http_set_transport(void *sink, exb_sink_http_post_fn fn, void *opaque);
 
 #endif

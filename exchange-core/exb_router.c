@@ -741,11 +741,18 @@ exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t
         rtr->brokers = exb_strdup(conf->brokers);
         rtr->partitions = conf->partitions;
         rtr->batch_size = conf->batch_size;
-        rtr->nprops = conf->kafka.cnt;
+        /* A new resource's ingest topic matches the subscription pattern only
+         * once metadata is refreshed (librdkafka: every 5 min by default).
+         * User kafka.* keys come after the defaults and win. */
+        static const exb_kprop_t defaults[] = {{"topic.metadata.refresh.interval.ms", "5000"}};
+        int ndef = (int)EXB_ARRAY_CNT(defaults);
+        rtr->nprops = ndef + conf->kafka.cnt;
         rtr->props = exb_calloc((size_t)rtr->nprops + 1, sizeof(*rtr->props));
         for (int i = 0; i < rtr->nprops; i++)
-                rtr->props[i] = (exb_kprop_t){exb_strdup(conf->kafka.kvs[i].key),
-                                              exb_strdup(conf->kafka.kvs[i].value)};
+                rtr->props[i] = i < ndef ? (exb_kprop_t){exb_strdup(defaults[i].name),
+                                                         exb_strdup(defaults[i].value)}
+                                         : (exb_kprop_t){exb_strdup(conf->kafka.kvs[i - ndef].key),
+                                                         exb_strdup(conf->kafka.kvs[i - ndef].value)};
         char cache[4096];
         snprintf(cache, sizeof(cache), "%s/router-control.db", conf->data_dir);
         exb_rebalance_t rb = {on_assign, on_revoke, rtr};

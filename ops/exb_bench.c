@@ -37,6 +37,11 @@
 #include "exb_router.h"
 #include "exb_sample.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +77,69 @@ typedef struct run_s {
 } run_t;
 
 /* A window being measured. */
+/* CPU seconds of this process's threads, summed by thread name. */
+#define BENCH_MAX_NAMES 16
+typedef struct cpu_by_name_s {
+        int n;
+        char name[BENCH_MAX_NAMES][20];
+        double secs[BENCH_MAX_NAMES];
+} cpu_by_name_t;
+
+static void cpu_by_name(cpu_by_name_t *c)
+{
+        memset(c, 0, sizeof(*c));
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char path[300], comm[20] = "?";
+                unsigned long long run = 0;
+                snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+                FILE *f = fopen(path, "r");
+                if (f) {
+                        if (fgets(comm, sizeof(comm), f))
+                                comm[strcspn(comm, "\n")] = '\0';
+                        fclose(f);
+                }
+                snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", de->d_name);
+                if ((f = fopen(path, "r"))) {
+                        if (fscanf(f, "%llu", &run) != 1)
+                                run = 0;
+                        fclose(f);
+                }
+                int i;
+                for (i = 0; i < c->n && strcmp(c->name[i], comm); i++)
+                        ;
+                if (i == c->n) {
+                        if (c->n == BENCH_MAX_NAMES)
+                                continue;
+                        snprintf(c->name[c->n++], sizeof(c->name[0]), "%s", comm);
+                }
+                c->secs[i] += (double)run / 1e9;
+        }
+        if (d)
+                closedir(d);
+}
+
+/* Machine-wide jiffies: busy (all but idle and iowait) and total. */
+static void machine_jiffies(double *busy, double *total)
+{
+        unsigned long long v[10] = {0};
+        FILE *f = fopen("/proc/stat", "r");
+        if (f) {
+                if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                           &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+                        memset(v, 0, sizeof(v));
+                fclose(f);
+        }
+        *total = (double)(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]);
+        *busy = *total - (double)(v[3] + v[4]);
+}
+
 typedef struct window_s {
+        double busy0, total0;
+        cpu_by_name_t cpu0;
         int64_t t0_us;
         double thr0, proc0;
         double rq0; /* main thread: seconds runnable but waiting for a CPU */
@@ -113,6 +180,8 @@ static void window_start(window_t *w)
         w->thr0 = cpu_secs(CLOCK_THREAD_CPUTIME_ID);
         w->proc0 = cpu_secs(CLOCK_PROCESS_CPUTIME_ID);
         w->rq0 = runq_secs();
+        cpu_by_name(&w->cpu0);
+        machine_jiffies(&w->busy0, &w->total0);
 }
 
 static void window_end(const window_t *w, int records, run_t *r)
@@ -128,6 +197,23 @@ static void window_end(const window_t *w, int records, run_t *r)
         r->main_cpu = (cpu_secs(CLOCK_THREAD_CPUTIME_ID) - w->thr0) / secs;
         r->cores = (cpu_secs(CLOCK_PROCESS_CPUTIME_ID) - w->proc0) / secs;
         r->main_rq = (runq_secs() - w->rq0) / secs;
+        if (getenv("EXBUS_BENCH_VERBOSE")) {
+                cpu_by_name_t c1;
+                cpu_by_name(&c1);
+                double busy1, total1;
+                machine_jiffies(&busy1, &total1);
+                printf("      %.0f ms, process %.2f cores, machine %.0f%% busy; µs CPU per record:",
+                       secs * 1000, r->cores,
+                       total1 > w->total0 ? 100 * (busy1 - w->busy0) / (total1 - w->total0) : 0);
+                for (int i = 0; i < c1.n; i++) {
+                        double s0 = 0;
+                        for (int k = 0; k < w->cpu0.n; k++)
+                                if (!strcmp(w->cpu0.name[k], c1.name[i]))
+                                        s0 = w->cpu0.secs[k];
+                        printf(" %s %.2f", c1.name[i], (c1.secs[i] - s0) * 1e6 / records);
+                }
+                printf("\n");
+        }
 }
 
 /* Resets the kernel's peak-RSS mark (Linux: "5" > clear_refs). */
@@ -157,6 +243,37 @@ static long rss_peak_kib(void)
                 kib = ru.ru_maxrss;
         }
         return kib;
+}
+
+/* Sets TCP_NODELAY on this process's listening loopback sockets whose
+ * port appears in the bootstrap list: librdkafka 2.0.2's mock broker does
+ * not disable Nagle on its connections, so a small response sent while
+ * another is unacknowledged waits for the client's delayed ACK (~40 ms:
+ * measured as a 45 ms tail on every flush). Accepted sockets inherit the
+ * option from the listener (Linux). Returns the number of sockets set. */
+static int mock_nodelay(const char *bootstraps)
+{
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                int fd = atoi(de->d_name), listening = 0, one = 1;
+                struct sockaddr_in sa;
+                socklen_t len = sizeof(sa), ll = sizeof(listening);
+                char port[16];
+                if (de->d_name[0] == '.' || fd == dirfd(d) ||
+                    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) || !listening ||
+                    getsockname(fd, (struct sockaddr *)&sa, &len) || sa.sin_family != AF_INET)
+                        continue;
+                snprintf(port, sizeof(port), ":%d", ntohs(sa.sin_port));
+                const char *p = strstr(bootstraps, port);
+                if (p && (p[strlen(port)] == '\0' || p[strlen(port)] == ',') &&
+                    !setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+                        n++;
+        }
+        if (d)
+                closedir(d);
+        return n;
 }
 
 static void count_dr(void *opaque, void *msg_opaque, exb_err_t err, const char *errstr,
@@ -272,7 +389,11 @@ static run_t run_raw(bench_t *b, const char *group)
                         fprintf(stderr, "exbus bench: raw: %s\n", err);
                         break;
                 }
+                static long spin_ns = -1;
+                if (spin_ns < 0)
+                        spin_ns = getenv("XSPIN") ? atol(getenv("XSPIN")) : 0;
                 for (int i = 0; i < n; i++) {
+                        if (spin_ns) { int64_t e = mono_us() * 1000 + spin_ns; struct timespec ts; do clock_gettime(CLOCK_MONOTONIC, &ts); while ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec < e); }
                         while (exb_produce(p, t, -1, msgs[i].key, msgs[i].key_len, msgs[i].value,
                                            msgs[i].len, NULL, 0, NULL, err,
                                            sizeof(err)) == EXB_ERR_RETRY)
@@ -543,6 +664,8 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                 return 1;
         }
         b.bs = exb_embedded_bootstraps(emb);
+        if (!getenv("XNAGLE"))
+                mock_nodelay(b.bs);
         exb_topic_spec_t base[] = {{EXB_CONTROL_TOPIC, 1, 1}, {BENCH_RAW_TOPIC, b.partitions, 0}};
         if (exb_admin_ensure_topics(b.bs, NULL, 0, base, 2, 10000, err, sizeof(err)) ||
             !(b.ctl = exb_control_new(b.bs, NULL, 0, NULL, 10000, err, sizeof(err))) ||

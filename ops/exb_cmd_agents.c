@@ -6,6 +6,7 @@
 #include "exb_cli.h"
 #include "exb_publisher.h"
 #include "exb_receiver.h"
+#include "exb_sink.h"
 #include "exb_router.h"
 
 #include <string.h>
@@ -82,5 +83,13 @@ int exb_cmd_conf(exb_cli_t *cli, int argc, char **argv)
         exb_conf_print(exb_publisher_props, "Producer agent (`exbus producer -c FILE`)", stdout);
         exb_conf_print(exb_router_props, "Router (`exbus router -c FILE`)", stdout);
         exb_conf_print(exb_receiver_props, "Consumer agent (`exbus consumer -c FILE`)", stdout);
+        static const char *sinks[] = {"sqlite", "http", "jsonl", "uplink"};
+        for (size_t i = 0; i < EXB_ARRAY_CNT(sinks); i++) {
+                const exb_sink_plugin_t *sink = exb_sink_find(sinks[i]);
+                char title[64];
+                snprintf(title, sizeof(title), "Consumer sink `%s`", sinks[i]);
+                if (sink && sink->props)
+                        exb_conf_print(sink->props, title, stdout);
+        }
         return 0;
 }

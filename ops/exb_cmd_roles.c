@@ -11,6 +11,7 @@
 #include "exb_router.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,15 @@ static int write_bootstrap(const char *dir, const char *bootstraps)
         return 0;
 }
 
+/* SIGUSR1 takes the embedded broker down (connections refused, data kept),
+ * SIGUSR2 brings it back: for tests of an unreachable cluster. */
+static volatile sig_atomic_t broker_down = -1;
+
+static void on_usr(int sig)
+{
+        broker_down = sig == SIGUSR1;
+}
+
 int exb_cmd_broker(exb_cli_t *cli, int argc, char **argv)
 {
         static const struct option opts[] = {{"partitions", 1, 0, 'p'}, {0}};
@@ -58,6 +68,10 @@ int exb_cmd_broker(exb_cli_t *cli, int argc, char **argv)
                 return 1;
         }
         exb_cli_signals();
+        struct sigaction sa = {0};
+        sa.sa_handler = on_usr;
+        sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGUSR2, &sa, NULL);
         char err[512];
         exb_embedded_t *emb = exb_embedded_new(1, err, sizeof(err));
         if (!emb) {
@@ -83,6 +97,11 @@ int exb_cmd_broker(exb_cli_t *cli, int argc, char **argv)
         /* The embedded broker has no CreateTopics: create what the catalog implies. */
         uint64_t seen = 0;
         while (!exb_cli_stop) {
+                if (broker_down >= 0) {
+                        EXB_INFO("embedded broker %s", broker_down ? "down (SIGUSR1)" : "up (SIGUSR2)");
+                        exb_embedded_set_down(emb, broker_down);
+                        broker_down = -1;
+                }
                 exb_control_poll(ctl);
                 if (exb_control_generation(ctl) != seen) {
                         seen = exb_control_generation(ctl);

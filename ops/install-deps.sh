@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
-      libcmocka-dev sqlite3 kcat python3 python3-venv valgrind)
+      libcmocka-dev sqlite3 kcat python3 python3-venv valgrind
+      openjdk-17-jre-headless maven) # Java + Maven: the real Kafka of the tests (test/kafka/kafka.sh)
 missing=()
 for p in "${PKGS[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

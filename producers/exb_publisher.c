@@ -58,8 +58,10 @@ const exb_prop_t exb_publisher_props[] = {
         {"data.dir", EXB_PROP_STR, offsetof(exb_publisher_conf_t, data_dir), NULL, ".",
          "Directory for the agent's own files: control-plane cache (producer-control.db) and "
          "snapshot progress (producer-state.db). Created if missing."},
-        {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type), "sqlite",
-         "sqlite", "Kind of source. sqlite: change capture by triggers into a changelog table."},
+        {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type),
+         "sqlite|files", "sqlite",
+         "Kind of source. sqlite: change capture by triggers into a changelog table. files: a "
+         "drop directory of CSV and JSONL files (producers/exb_source_files.c)."},
         {"source.path", EXB_PROP_STR, offsetof(exb_publisher_conf_t, source_path), NULL, NULL,
          "The source. sqlite: the department's database file (must exist). The agent adds the "
          "tables exb_changelog, exb_rejects, exb_meta and triggers exb_<table>_ins/_upd/_del.",
@@ -74,10 +76,13 @@ const exb_prop_t exb_publisher_props[] = {
          "1000", "Changes read from the source per round; at most 10x this many are in flight."},
         {"kafka.", EXB_PROP_PREFIX, offsetof(exb_publisher_conf_t, kafka), NULL, NULL,
          "Passed to librdkafka as is (e.g. kafka.security.protocol, kafka.message.timeout.ms)."},
+        {"source.", EXB_PROP_PREFIX, offsetof(exb_publisher_conf_t, source_opts), NULL, NULL,
+         "Other keys of the chosen source, checked against its own table (files: "
+         "source.files.settle.ms, source.files.max.bytes, source.files.max.line.bytes)."},
         {NULL}};
 
 /* Source plugins: a new kind of source is a new file and one line here. */
-static const exb_source_plugin_t *const plugins[] = {&exb_source_sqlite, NULL};
+static const exb_source_plugin_t *const plugins[] = {&exb_source_sqlite, &exb_source_files, NULL};
 
 static const exb_source_plugin_t *plugin_find(const char *name)
 {
@@ -236,6 +241,11 @@ static int conf_check(const exb_publisher_conf_t *conf, const char *where,
                          conf->source_type);
                 return -1;
         }
+        if (conf->source_opts.cnt && !(*plugin)->props) {
+                exb_errf(errstr, errstr_size, "%s: unknown key \"source.%s\" (source.type %s)",
+                         where, conf->source_opts.kvs[0].key, (*plugin)->name);
+                return -1;
+        }
         if (conf->tables.cnt < 1) {
                 exb_errf(errstr, errstr_size,
                          "%s: no table is mapped (add source.table.<table> = <resource code>)",
@@ -260,8 +270,8 @@ int exb_publisher_check(const exb_publisher_conf_t *conf, const exb_catalog_t *c
                 tables_resolve(conf, where, resolve_catalog, (void *)cat, errstr, errstr_size);
         if (!tables)
                 return -1;
-        exb_source_conf_t sc = {where, conf->dept, conf->source_path, conf->data_dir,
-                                conf->batch_size};
+        exb_source_conf_t sc = {where,          conf->dept,       conf->source_path,
+                                conf->data_dir, conf->batch_size, &conf->source_opts};
         exb_source_t *src = plugin->open(&sc, errstr, errstr_size);
         int rc = -1;
         if (src) {
@@ -678,8 +688,8 @@ exb_publisher_t *exb_publisher_new(const exb_publisher_conf_t *conf, char *errst
         pub->tables = tables_resolve(conf, where, resolve_control, pub->ctl, errstr, errstr_size);
         if (!pub->tables)
                 goto fail;
-        exb_source_conf_t sc = {pub->where, pub->dept, conf->source_path, pub->data_dir,
-                                pub->batch_size};
+        exb_source_conf_t sc = {pub->where,    pub->dept,       conf->source_path,
+                                pub->data_dir, pub->batch_size, &conf->source_opts};
         if (!(pub->src = plugin->open(&sc, errstr, errstr_size)))
                 goto fail;
         exb_source_table_t *st = source_tables(pub->tables, pub->ntables);

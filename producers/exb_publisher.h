@@ -58,6 +58,7 @@ typedef struct exb_publisher_conf_s {
         int poll_interval_ms;
         int batch_size;
         exb_conf_kvs_t kafka;
+        exb_conf_kvs_t source_opts; /* other source.* keys: checked against the source's table */
         /* Not a property: the config file's name, prefixes messages
          * ("producer.conf: source.table.person = ..."). NULL: "producer". */
         const char *where;

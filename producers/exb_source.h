@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include "exb_common.h"
 #include "exb_catalog.h"
+#include "exb_conf.h"
 #include "exb_schema.h"
 
 typedef struct exb_source_s exb_source_t; /* each plugin defines its own */
@@ -48,6 +49,12 @@ typedef struct exb_source_conf_s {
         const char *path;     /* source.path: a database file, a directory... */
         const char *data_dir; /* the agent's own files */
         int batch_size;       /* changes read from storage at a time */
+        /* The other source.* keys of the producer's configuration, without
+         * "source." (e.g. "files.settle.ms"), as configured; NULL or empty
+         * when there are none. Only a plugin with props receives any (the
+         * publisher refuses them for a plugin without), and its open()
+         * checks them against props. */
+        const exb_conf_kvs_t *opts;
 } exb_source_conf_t;
 
 /* One configured table (or file pattern) and what it feeds. */
@@ -129,9 +136,15 @@ typedef struct exb_source_plugin_s {
         const char *(*id)(exb_source_t *src);
 
         void (*close)(exb_source_t *src); /* NULL is a no-op */
+
+        /* The plugin's own keys, spelled in full ("source.files.settle.ms"),
+         * or NULL if it takes none. */
+        const exb_prop_t *props;
 } exb_source_plugin_t;
 
 /* The SQLite source (exb_source_sqlite.c). */
 extern const exb_source_plugin_t exb_source_sqlite;
+/* The drop directory of CSV and JSONL files (exb_source_files.c). */
+extern const exb_source_plugin_t exb_source_files;
 
 #endif

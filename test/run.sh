@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The second README command: install what is missing, build, and run every
 # test — unit (cmocka) and integration (real exbus processes on the embedded
-# broker) — then the unit tests again under AddressSanitizer + UBSan and
-# under valgrind. Exits non-zero if anything fails.
+# broker) — then the integration tests again on a real Apache Kafka
+# (test/kafka/kafka.sh: KRaft, loopback; its artifacts are downloaded from
+# Maven Central once and cached), then the unit and integration tests under
+# AddressSanitizer + UBSan and the unit tests under valgrind. Exits non-zero
+# if anything fails, including a real Kafka that cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/install-deps.sh
@@ -12,6 +15,21 @@ echo "== build"
 ops/build.sh build
 echo "== unit and integration tests"
 (cd build && ctest --output-on-failure)
+
+echo "== integration tests on a real Kafka"
+KAFKA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/exbus-kafka.XXXXXX")
+kafka_cleanup() { # stop it whatever happens; keep its logs if the run failed
+        local rc=$?
+        test/kafka/kafka.sh -d "$KAFKA_DIR" stop || true
+        if [ $rc -eq 0 ]; then rm -rf "$KAFKA_DIR"; else echo "Kafka's files kept in $KAFKA_DIR" >&2; fi
+}
+trap kafka_cleanup EXIT
+test/kafka/kafka.sh -d "$KAFKA_DIR" start >/dev/null # exits non-zero (and so does this run) if it cannot start
+(export EXBUS_TEST_BROKERS=$(cat "$KAFKA_DIR/bootstrap") EXBUS_TEST_BROKERS_SASL=$(cat "$KAFKA_DIR/bootstrap.sasl")
+ cd build && ctest --output-on-failure -R '^integration[.]')
+test/kafka/kafka.sh -d "$KAFKA_DIR" stop
+rm -rf "$KAFKA_DIR"
+trap - EXIT
 
 echo "== AddressSanitizer + UBSan build: unit and integration tests"
 ops/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DEXB_SANITIZE=ON

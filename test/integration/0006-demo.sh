@@ -3,6 +3,7 @@
 # databases it describes: masked rows at GJJ, hashed ids at RS, the rejected
 # records at GA, nothing for MZ after its revocation.
 source "$(dirname "$0")/lib.sh"
+embedded_only "exbus demo always hosts its own embedded broker (it is the no-Kafka tour); it never talks to EXBUS_TEST_BROKERS"
 exbus demo --data-dir "$T/demo" >"$T/demo.out" 2>"$T/demo.log" || { cat "$T/demo.out" "$T/demo.log"; fail "exbus demo failed"; }
 D=$T/demo
 check "GJJ copy: 70 people of region 370602" "70|370602" "$(sql "$D/GJJ.db" "SELECT count(*) || '|' || group_concat(DISTINCT region) FROM \"370600-GA-0001\"")"

@@ -5,6 +5,20 @@
 # and asserts on what arrived (rows in a subscriber's SQLite database, bytes
 # on a topic, exit codes). Everything runs under a temporary directory that
 # is removed on success and kept (path printed) on failure.
+#
+# A real Kafka (test/kafka/kafka.sh; test/run.sh runs the suite a second time
+# against one) is shared by all the tests, one after the other (ctest runs
+# them serially), while each test expects an exchange of its own: so
+# start_broker first deletes every exb.* topic and every consumer group and
+# creates exb.control and exb.audit afresh (test/kafka/kadmin.py reset), as a
+# new embedded broker would have them.
+#   EXBUS_TEST_BROKERS       PLAINTEXT bootstrap of the real Kafka (its clients
+#                            are a super user)
+#   EXBUS_TEST_BROKERS_SASL  its SASL_PLAINTEXT (SCRAM-SHA-512) bootstrap, for
+#                            tests that authenticate as departments (add_scram_user)
+# A test that can only prove something on one kind of broker says so at its
+# top with embedded_only REASON or real_broker_only REASON: on the other kind
+# it exits 77, which ctest reports as "Skipped" with the reason in its output.
 set -euo pipefail
 
 : "${EXBUS:?EXBUS must name the exbus binary}"
@@ -54,6 +68,11 @@ finish() { echo "$PASSED passed, $FAILED failed"; }
 
 exbus() { "$EXBUS" "$@"; }
 
+# sqlite3 — the CLI, waiting up to 10 s for a lock: a test's own writes to a
+# source database race with the producer agent capturing changes from it
+# (without a busy timeout the CLI fails at once with "database is locked").
+sqlite3() { command sqlite3 -cmd '.timeout 10000' "$@"; }
+
 # sql DB QUERY — prints the result (sqlite3 CLI, list mode, '|' separated).
 sql() { sqlite3 -batch "$1" "PRAGMA busy_timeout=5000; $2" | sed '/^5000$/d'; }
 
@@ -85,15 +104,41 @@ kill9() {
         wait "${!var}" 2>/dev/null || true
 }
 
+# real_broker — true when the tests run against a real Kafka.
+real_broker() { [ -n "${EXBUS_TEST_BROKERS:-}" ]; }
+
+# skip REASON — exit 77: ctest reports the test as skipped (SKIP_RETURN_CODE).
+skip() {
+        echo "SKIPPED: $*"
+        trap - EXIT
+        rm -rf "$T"
+        exit 77
+}
+# embedded_only REASON / real_broker_only REASON — at the top of a test that
+# proves nothing (or cannot run) on the other kind of broker.
+embedded_only() { real_broker && skip "embedded broker only: $*" || true; }
+real_broker_only() { real_broker || skip "real Kafka only (EXBUS_TEST_BROKERS unset): $*"; }
+
 # start_broker — embedded broker (or EXBUS_TEST_BROKERS); exports EXBUS_BROKERS.
+# On a real Kafka, first resets the exchange (see the top of this file).
 start_broker() {
-        if [ -n "${EXBUS_TEST_BROKERS:-}" ]; then
+        if real_broker; then
                 export EXBUS_BROKERS=$EXBUS_TEST_BROKERS
+                python3 "$EXB_SRC/test/kafka/kadmin.py" reset "$EXBUS_BROKERS" >"$T/reset.log" 2>&1 ||
+                        { cat "$T/reset.log" >&2; fail "cannot reset the real Kafka at $EXBUS_BROKERS"; }
                 return
         fi
         start broker "$EXBUS" broker --data-dir "$T/broker"
         wait_for "embedded broker bootstrap" 20 test -s "$T/broker/bootstrap"
         export EXBUS_BROKERS=$(cat "$T/broker/bootstrap")
+}
+
+# add_scram_user NAME PASSWORD — a SCRAM-SHA-512 principal on the real Kafka
+# (log in through EXBUS_TEST_BROKERS_SASL); the password is passed in the
+# environment, never on a command line.
+add_scram_user() {
+        real_broker || fail "add_scram_user needs a real Kafka (EXBUS_TEST_BROKERS)"
+        EXB_KAFKA_PASSWORD=$2 python3 "$EXB_SRC/test/kafka/kadmin.py" add-user "$EXBUS_TEST_BROKERS" "$1" >/dev/null
 }
 
 # row_count DB TABLE — rows in TABLE (0 if the table does not exist yet).

@@ -8,10 +8,11 @@
  * storing offsets for the first half only → a second member of the same
  * group resumes exactly after the committed half → on_assign forces start
  * offsets → group-less reads, watermarks, pause/resume and seek → a broker
- * that stays down makes delivery reports fail instead of hanging.
+ * that stays down makes delivery reports fail instead of hanging → a broken
+ * idempotence sequence is fatal.
  *
  * The mock delays a group's first join by 3 s, so each group test costs
- * about 3 s; the whole file runs in about 15 s.
+ * about 3 s; the whole file runs in about 20 s.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -30,9 +31,9 @@
 
 #include "exb_kafka.h"
 
-#define NMSGS 10000
+#define NMSGS  10000
 #define NPARTS 4
-#define TOPIC "t.data"
+#define TOPIC  "t.data"
 
 typedef struct {
         int done;
@@ -82,17 +83,16 @@ static void test_ensure_topics(void **state)
         char es[512] = "";
         exb_topic_spec_t specs[] = {
                 {TOPIC, NPARTS, 0}, {"t.out", 2, 0}, {"t.ctl", 1, 1}, {"other", 3, 0}};
-        assert_int_equal(exb_admin_ensure_topics(T.brokers, NULL, 0, specs, 4, 5000, es,
-                                                 sizeof(es)),
-                         EXB_OK);
+        assert_int_equal(
+                exb_admin_ensure_topics(T.brokers, NULL, 0, specs, 4, 5000, es, sizeof(es)),
+                EXB_OK);
         /* Twice changes nothing, even with another partition count. */
         exb_topic_spec_t again[] = {{TOPIC, 8, 0}};
-        assert_int_equal(exb_admin_ensure_topics(T.brokers, NULL, 0, again, 1, 5000, es,
-                                                 sizeof(es)),
-                         EXB_OK);
+        assert_int_equal(
+                exb_admin_ensure_topics(T.brokers, NULL, 0, again, 1, 5000, es, sizeof(es)),
+                EXB_OK);
         exb_topic_spec_t bad[] = {{"t.bad", 0, 0}};
-        assert_int_equal(exb_admin_ensure_topics(T.brokers, NULL, 0, bad, 1, 5000, es,
-                                                 sizeof(es)),
+        assert_int_equal(exb_admin_ensure_topics(T.brokers, NULL, 0, bad, 1, 5000, es, sizeof(es)),
                          EXB_ERR_INVALID);
 
         exb_topic_info_t *ti;
@@ -114,9 +114,8 @@ static void test_ensure_topics(void **state)
 
         /* A bad kafka.* property is named in the error. */
         exb_kprop_t badprop[] = {{"no.such.property", "1"}};
-        assert_int_equal(exb_admin_list_topics(T.brokers, badprop, 1, NULL, &ti, 5000, es,
-                                               sizeof(es)),
-                         -1);
+        assert_int_equal(
+                exb_admin_list_topics(T.brokers, badprop, 1, NULL, &ti, 5000, es, sizeof(es)), -1);
         assert_non_null(strstr(es, "kafka.no.such.property"));
 }
 
@@ -211,8 +210,8 @@ static void test_produce(void **state)
         exb_producer_destroy(p);
         p = exb_producer_new(T.brokers, NULL, 0, dr_cb, extra, es, sizeof(es));
         assert_non_null(p);
-        assert_int_equal(exb_produce(p, exb_producer_topic(p, "t.out"), -1, key, strlen(key),
-                                     NULL, 0, NULL, 0, (void *)1, es, sizeof(es)),
+        assert_int_equal(exb_produce(p, exb_producer_topic(p, "t.out"), -1, key, strlen(key), NULL,
+                                     0, NULL, 0, (void *)1, es, sizeof(es)),
                          EXB_OK);
         assert_int_equal(exb_producer_flush(p, 10000), EXB_OK);
         assert_int_equal(extra[0].err, EXB_OK);
@@ -345,8 +344,8 @@ static void test_group_consume_and_resume(void **state)
         const char *topics[] = {TOPIC};
         assert_int_equal(exb_consumer_subscribe(c, topics, 1, es, sizeof(es)), EXB_OK);
         assert_int_equal(consume_check(c, NMSGS, next, 1, stored), NMSGS);
-        print_message("group g1: %d messages in %lld ms (incl. the mock's 3 s first join)\n",
-                      NMSGS, (long long)(exb_mono_ms() - t0));
+        print_message("group g1: %d messages in %lld ms (incl. the mock's 3 s first join)\n", NMSGS,
+                      (long long)(exb_mono_ms() - t0));
         assert_int_equal(rs.assigned, NPARTS);
         for (int pt = 0; pt < NPARTS; pt++)
                 assert_int_equal(next[pt], T.count[pt]);
@@ -366,8 +365,8 @@ static void test_group_consume_and_resume(void **state)
                 assert_int_equal(off, T.count[pt] / 2);
         }
         int64_t off;
-        assert_int_equal(exb_admin_group_offset(T.brokers, NULL, 0, "nobody", TOPIC, 0, &off,
-                                                5000, es, sizeof(es)),
+        assert_int_equal(exb_admin_group_offset(T.brokers, NULL, 0, "nobody", TOPIC, 0, &off, 5000,
+                                                es, sizeof(es)),
                          EXB_OK);
         assert_int_equal(off, -1);
 
@@ -446,8 +445,7 @@ static void test_groupless(void **state)
                       (long long)first_ms, (long long)hi, (long long)(exb_mono_ms() - t0));
 
         /* A second partition joins without rewinding the first. */
-        assert_int_equal(exb_consumer_assign(c, TOPIC, 1, T.count[1] - 3, es, sizeof(es)),
-                         EXB_OK);
+        assert_int_equal(exb_consumer_assign(c, TOPIC, 1, T.count[1] - 3, es, sizeof(es)), EXB_OK);
         int got = 0;
         deadline = exb_mono_ms() + 5000;
         while (got < 3 && exb_mono_ms() < deadline) {
@@ -484,8 +482,8 @@ static void test_groupless(void **state)
         static dr_t drs[1];
         exb_producer_t *p = exb_producer_new(T.brokers, NULL, 0, dr_cb, drs, es, sizeof(es));
         assert_non_null(p);
-        assert_int_equal(exb_produce(p, exb_producer_topic(p, TOPIC), 1, "k", 1, "late", 4, NULL,
-                                     0, (void *)1, es, sizeof(es)),
+        assert_int_equal(exb_produce(p, exb_producer_topic(p, TOPIC), 1, "k", 1, "late", 4, NULL, 0,
+                                     (void *)1, es, sizeof(es)),
                          EXB_OK);
         assert_int_equal(exb_producer_flush(p, 5000), EXB_OK);
         assert_int_equal(drs[0].offset, T.count[1]);
@@ -516,14 +514,12 @@ static void test_broker_down(void **state)
         static dr_t drs[5];
         /* Short reconnect backoff: librdkafka's grows to 10 s while the
          * broker is down, which would only make this test slow. */
-        exb_kprop_t props[] = {{"message.timeout.ms", "1500"},
-                               {"reconnect.backoff.max.ms", "500"}};
+        exb_kprop_t props[] = {{"message.timeout.ms", "1500"}, {"reconnect.backoff.max.ms", "500"}};
         exb_producer_t *p = exb_producer_new(T.brokers, props, 2, dr_cb, drs, es, sizeof(es));
         assert_non_null(p);
         exb_topic_t *t = exb_producer_topic(p, "t.out");
         /* Connected and working first. */
-        assert_int_equal(exb_produce(p, t, -1, "a", 1, "v", 1, NULL, 0, (void *)1, es,
-                                     sizeof(es)),
+        assert_int_equal(exb_produce(p, t, -1, "a", 1, "v", 1, NULL, 0, (void *)1, es, sizeof(es)),
                          EXB_OK);
         assert_int_equal(exb_producer_flush(p, 5000), EXB_OK);
         assert_int_equal(drs[0].err, EXB_OK);
@@ -550,16 +546,59 @@ static void test_broker_down(void **state)
         int tries = 0;
         do {
                 tries++;
-                assert_int_equal(exb_produce(p, t, -1, "a", 1, "v", 1, NULL, 0, (void *)5, es,
-                                             sizeof(es)),
-                                 EXB_OK);
+                assert_int_equal(
+                        exb_produce(p, t, -1, "a", 1, "v", 1, NULL, 0, (void *)5, es, sizeof(es)),
+                        EXB_OK);
                 assert_int_equal(exb_producer_flush(p, 15000), EXB_OK);
         } while (drs[4].err != EXB_OK && exb_mono_ms() - t0 < 15000);
         assert_int_equal(drs[4].err, EXB_OK);
         print_message("broker down: reports after %lld ms; back up: delivered after %lld ms, "
-                      "%d tries\n", (long long)took, (long long)(exb_mono_ms() - t0), tries);
+                      "%d tries\n",
+                      (long long)took, (long long)(exb_mono_ms() - t0), tries);
         assert_int_equal(exb_producer_fatal(p, es, sizeof(es)), EXB_OK);
         exb_producer_destroy(p);
+}
+
+/* A broken idempotence sequence is fatal: reported by the delivery report
+ * and by exb_producer_fatal(). Injected on a private mock cluster. */
+static void test_producer_fatal(void **state)
+{
+        (void)state;
+        char es[512] = "";
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "log_level", "0", es, sizeof(es));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
+        assert_non_null(rk);
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+        assert_non_null(mc);
+        assert_int_equal(rd_kafka_mock_topic_create(mc, "f", 1, 1), 0);
+
+        static dr_t drs[2];
+        exb_producer_t *p = exb_producer_new(rd_kafka_mock_cluster_bootstraps(mc), NULL, 0, dr_cb,
+                                             drs, es, sizeof(es));
+        assert_non_null(p);
+        exb_topic_t *t = exb_producer_topic(p, "f");
+        assert_int_equal(exb_produce(p, t, 0, "k", 1, "v", 1, NULL, 0, (void *)1, es, sizeof(es)),
+                         EXB_OK);
+        assert_int_equal(exb_producer_flush(p, 5000), EXB_OK);
+        assert_int_equal(drs[0].err, EXB_OK);
+        assert_int_equal(exb_producer_fatal(p, es, sizeof(es)), EXB_OK);
+
+        rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1,
+                                          RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+        assert_int_equal(exb_produce(p, t, 0, "k", 1, "v", 1, NULL, 0, (void *)2, es, sizeof(es)),
+                         EXB_OK);
+        exb_producer_flush(p, 5000);
+        assert_int_equal(drs[1].done, 1);
+        assert_int_equal(drs[1].err, EXB_ERR_FATAL);
+        assert_int_equal(exb_producer_fatal(p, es, sizeof(es)), EXB_ERR_FATAL);
+        assert_non_null(strstr(es, "OUT_OF_ORDER_SEQUENCE_NUMBER"));
+        /* Nothing more is accepted. */
+        assert_int_equal(exb_produce(p, t, 0, "k", 1, "v", 1, NULL, 0, (void *)2, es, sizeof(es)),
+                         EXB_ERR_FATAL);
+        exb_producer_destroy(p);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(rk);
 }
 
 static int setup(void **state)
@@ -593,6 +632,7 @@ int main(void)
                 cmocka_unit_test(test_on_assign_start),
                 cmocka_unit_test(test_groupless),
                 cmocka_unit_test(test_broker_down),
+                cmocka_unit_test(test_producer_fatal),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""kadmin.py — Admin API chores of the tests on a real Kafka (confluent-kafka).
+
+    kadmin.py reset BOOTSTRAP
+        Gives the next integration test an exchange of its own on a shared
+        cluster: deletes every exb.* topic and every consumer group, waits
+        until they are gone, then creates exb.control (1 partition,
+        compacted) and exb.audit (1 partition), as `exbus broker` does on
+        the embedded broker. A group still holding a member (a role killed
+        with -9 by the previous test) cannot be deleted until the broker
+        expires that member: its session timeout, 6 s in exbus. It is retried
+        for up to 60 s.
+    kadmin.py add-user BOOTSTRAP NAME
+        Creates or updates the SCRAM-SHA-512 credential of principal NAME;
+        the password is read from the environment variable EXB_KAFKA_PASSWORD
+        (never from the command line, so it does not show in `ps`).
+
+BOOTSTRAP is a PLAINTEXT listener (its clients are User:ANONYMOUS, a super
+user of the test broker). confluent-kafka is installed into the virtualenv
+$EXB_VENV (default: <source dir>/.cache/venv) on first use, as
+test/integration/avro_interop.py does for avro. Exit status 0 on success,
+1 with a message on stderr otherwise.
+"""
+import os
+import subprocess
+import sys
+import time
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REQUIREMENT = "confluent-kafka>=2.3,<3"  # alter_user_scram_credentials came in 2.2
+
+
+def ensure_confluent_kafka():
+    try:
+        import confluent_kafka.admin  # noqa: F401
+        return
+    except ImportError:
+        pass
+    venv = os.environ.get("EXB_VENV") or os.path.join(SRC, ".cache", "venv")
+    py = os.path.join(venv, "bin", "python")
+    if os.environ.get("EXB_KADMIN_REEXEC"):
+        sys.exit("kadmin: the confluent-kafka package is still missing in %s" % venv)
+    if not os.path.exists(py):
+        print("kadmin: creating virtualenv %s" % venv, file=sys.stderr, flush=True)
+        subprocess.check_call([sys.executable, "-m", "venv", venv])
+    if subprocess.call([py, "-c", "import confluent_kafka.admin"], stderr=subprocess.DEVNULL) != 0:
+        print("kadmin: pip install %s into %s" % (REQUIREMENT, venv), file=sys.stderr, flush=True)
+        subprocess.check_call([py, "-m", "pip", "install", "--quiet", REQUIREMENT])
+    env = dict(os.environ, EXB_KADMIN_REEXEC="1")
+    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
+
+
+ensure_confluent_kafka()
+from confluent_kafka import KafkaException  # noqa: E402
+from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo,  # noqa: E402
+                                   ScramMechanism, UserScramCredentialUpsertion)
+
+TIMEOUT = 30.0
+
+
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+
+
+def exb_topics(adm):
+    md = adm.list_topics(timeout=TIMEOUT)
+    return sorted(t for t in md.topics if t.startswith("exb."))
+
+
+def wait_futures(futs, what, ignore=()):
+    """Waits for a dict of futures; returns {name: KafkaError} of the failures
+    not in `ignore` (error codes)."""
+    failed = {}
+    for name, f in futs.items():
+        try:
+            f.result(timeout=TIMEOUT)
+        except KafkaException as e:
+            err = e.args[0]
+            if err.code() not in ignore:
+                failed[name] = err
+    return failed
+
+
+def delete_groups(adm, deadline):
+    while True:
+        groups = [g.group_id for g in adm.list_consumer_groups(request_timeout=TIMEOUT)
+                  .result().valid]
+        if not groups:
+            return
+        failed = wait_futures(adm.delete_consumer_groups(groups, request_timeout=TIMEOUT),
+                              "delete group")
+        if not failed:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit("kadmin reset: cannot delete consumer groups: %s" %
+                             "; ".join("%s: %s" % (g, e.str()) for g, e in failed.items()))
+        time.sleep(0.5)  # NON_EMPTY_GROUP: a killed member not yet expired
+
+
+def reset(bootstrap):
+    from confluent_kafka import KafkaError
+    adm = admin(bootstrap)
+    deadline = time.monotonic() + 60
+    topics = exb_topics(adm)
+    if topics:
+        failed = wait_futures(adm.delete_topics(topics, operation_timeout=TIMEOUT),
+                              "delete topic", ignore=(KafkaError.UNKNOWN_TOPIC_OR_PART,))
+        if failed:
+            raise SystemExit("kadmin reset: cannot delete topics: %s" %
+                             "; ".join("%s: %s" % (t, e.str()) for t, e in failed.items()))
+    delete_groups(adm, deadline)
+    while exb_topics(adm):
+        if time.monotonic() > deadline:
+            raise SystemExit("kadmin reset: topics still listed after deletion: %s" %
+                             " ".join(exb_topics(adm)))
+        time.sleep(0.2)
+    base = [NewTopic("exb.control", 1, 1, config={"cleanup.policy": "compact"}),
+            NewTopic("exb.audit", 1, 1)]
+    while True:
+        failed = wait_futures(adm.create_topics(base, operation_timeout=TIMEOUT),
+                              "create topic", ignore=(KafkaError.TOPIC_ALREADY_EXISTS,))
+        if not failed:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("kadmin reset: cannot create topics: %s" %
+                             "; ".join("%s: %s" % (t, e.str()) for t, e in failed.items()))
+        time.sleep(0.5)  # the deletion of the old partitions still in progress
+    print("reset: deleted %d exb.* topics; created exb.control, exb.audit" % len(topics))
+
+
+def add_user(bootstrap, name):
+    password = os.environ.get("EXB_KAFKA_PASSWORD")
+    if not password:
+        raise SystemExit("kadmin add-user: set EXB_KAFKA_PASSWORD to the password of %s" % name)
+    adm = admin(bootstrap)
+    up = UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                      password.encode())
+    failed = wait_futures(adm.alter_user_scram_credentials([up], request_timeout=TIMEOUT),
+                          "add user")
+    if failed:
+        raise SystemExit("kadmin add-user: %s: %s" % (name, failed[name].str()))
+    print("user %s: SCRAM-SHA-512 credential set" % name)
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "reset":
+        reset(argv[2])
+    elif len(argv) == 4 and argv[1] == "add-user":
+        add_user(argv[2], argv[3])
+    else:
+        raise SystemExit("usage: kadmin.py reset BOOTSTRAP | add-user BOOTSTRAP NAME")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# kafka.sh — a real, single-node Apache Kafka for the tests (KRaft, loopback).
+#
+#   test/kafka/kafka.sh [-d DIR] start      format (first time) and start; waits until it answers
+#   test/kafka/kafka.sh [-d DIR] stop       SIGTERM, waits for a clean exit (data kept)
+#   test/kafka/kafka.sh [-d DIR] status     exit 0 and the bootstraps if running
+#   test/kafka/kafka.sh [-d DIR] add-user NAME     SCRAM-SHA-512 principal NAME; password
+#                                                  from EXB_KAFKA_PASSWORD or one line on stdin
+#   test/kafka/kafka.sh [-d DIR] destroy    stop, then remove DIR
+#   test/kafka/kafka.sh fetch               only download the artifacts
+#
+# The broker is Apache Kafka $KAFKA_VERSION, as Maven Central artifacts
+# (test/kafka/pom.xml: kafka_2.13 and its runtime dependencies) resolved once
+# by Maven into ${XDG_CACHE_HOME:-~/.cache}/exbus/kafka-<version>/libs and run
+# with the installed Java 17: a second start downloads nothing and takes a few
+# seconds. It runs in KRaft mode (one process is broker and controller, node
+# id 1), on 127.0.0.1 only, with three listeners on free ports:
+#   PLAINTEXT       DIR/bootstrap       no authentication; principal User:ANONYMOUS,
+#                                       which is a super user (the tests, the
+#                                       operator, inter-broker traffic)
+#   SASL_PLAINTEXT  DIR/bootstrap.sasl  SCRAM-SHA-512; the departments' principals
+#   CONTROLLER      (internal)          the KRaft quorum
+# ACLs are enforced (StandardAuthorizer, allow.everyone.if.no.acl.found=false):
+# a SCRAM principal other than the super user `admin` may do only what ACLs
+# grant. The `admin` SCRAM user is created when the storage is formatted (KRaft
+# has no ZooKeeper to hold it before the broker runs); its password is in
+# DIR/admin.password, and DIR/admin.properties / DIR/admin.librdkafka.conf are
+# client configurations for it (Java tools / librdkafka, e.g. `kcat -F`).
+#
+# DIR (default ${EXB_KAFKA_DIR:-${TMPDIR:-/tmp}/exbus-kafka}) holds
+# server.properties, the data (DIR/data), the broker's logs (DIR/logs,
+# DIR/kafka.out) and its pid. `start` on a DIR that already has them
+# restarts the same broker on the same ports with its data (for fault tests);
+# `destroy` forgets it. Heap: EXB_KAFKA_HEAP (default -Xmx512m -Xms256m).
+# Needs java (17), mvn, kcat, python3.
+set -euo pipefail
+
+KAFKA_VERSION=3.9.2 # keep in step with test/kafka/pom.xml
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/exbus/kafka-$KAFKA_VERSION
+LIBS=$CACHE/libs
+DIR=${EXB_KAFKA_DIR:-${TMPDIR:-/tmp}/exbus-kafka}
+START_TIMEOUT=${EXB_KAFKA_START_TIMEOUT:-120}
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+say() { echo "kafka.sh: $*" >&2; }
+
+# fetch — the artifacts into $LIBS, once (the marker file says it completed).
+fetch() {
+        [ -f "$LIBS/.complete" ] && return 0
+        command -v mvn >/dev/null || die "mvn not found (ops/install-deps.sh installs maven)"
+        say "resolving Apache Kafka $KAFKA_VERSION from Maven Central into $LIBS"
+        rm -rf "$LIBS.tmp"
+        mkdir -p "$CACHE"
+        mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+                dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" >&2 ||
+                die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (see above)"
+        ls "$LIBS.tmp"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka_2.13 jar missing after mvn"
+        touch "$LIBS.tmp/.complete"
+        rm -rf "$LIBS"
+        mv "$LIBS.tmp" "$LIBS"
+}
+
+java_run() { # CLASS ARGS... — a Kafka class on the cached class path
+        java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j.configuration="file:$DIR/tools-log4j.properties" \
+                -cp "$LIBS/*" "$@"
+}
+
+pid_alive() { [ -s "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; }
+
+# free_ports N — N distinct free TCP ports on 127.0.0.1.
+free_ports() {
+        python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# cluster_id — a random Kafka Uuid in its base64 form (what `StorageTool random-uuid` prints).
+cluster_id() {
+        python3 -c 'import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"): print(s); break'
+}
+
+# configure — a new DIR: ports, server.properties, client configs, formatted storage.
+configure() {
+        mkdir -p "$DIR/data" "$DIR/logs"
+        local p1 p2 p3 pw
+        read -r p1 p2 p3 <<<"$(free_ports 3)"
+        pw=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+        (umask 077 && printf '%s\n' "$pw" >"$DIR/admin.password")
+        cat >"$DIR/server.properties" <<EOF
+# Generated by test/kafka/kafka.sh: single-node KRaft Kafka for exbus tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$p3
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$p1,SASL_PLAINTEXT://127.0.0.1:$p2,CONTROLLER://127.0.0.1:$p3
+advertised.listeners=PLAINTEXT://127.0.0.1:$p1,SASL_PLAINTEXT://127.0.0.1:$p2
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS;User:admin
+log.dirs=$DIR/data
+metadata.log.dir=$DIR/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+delete.topic.enable=true
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=24
+log.segment.bytes=67108864
+log.cleaner.dedupe.buffer.size=16777216
+EOF
+        cat >"$DIR/admin.properties" <<EOF
+bootstrap.servers=127.0.0.1:$p2
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$pw";
+EOF
+        cat >"$DIR/admin.librdkafka.conf" <<EOF
+bootstrap.servers=127.0.0.1:$p2
+security.protocol=SASL_PLAINTEXT
+sasl.mechanisms=SCRAM-SHA-512
+sasl.username=admin
+sasl.password=$pw
+EOF
+        chmod 600 "$DIR/admin.properties" "$DIR/admin.librdkafka.conf"
+        cat >"$DIR/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, kafkaAppender
+log4j.appender.kafkaAppender=org.apache.log4j.RollingFileAppender
+log4j.appender.kafkaAppender.File=${kafka.logs.dir}/server.log
+log4j.appender.kafkaAppender.MaxFileSize=20MB
+log4j.appender.kafkaAppender.MaxBackupIndex=2
+log4j.appender.kafkaAppender.layout=org.apache.log4j.PatternLayout
+log4j.appender.kafkaAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.log.LogCleaner=WARN
+log4j.logger.state.change.logger=WARN
+EOF
+        printf 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=%%p %%m (%%c)%%n\n' \
+                >"$DIR/tools-log4j.properties"
+        printf '127.0.0.1:%s\n' "$p1" >"$DIR/bootstrap"
+        printf '127.0.0.1:%s\n' "$p2" >"$DIR/bootstrap.sasl"
+        # The admin SCRAM credential is written into the metadata log at format time.
+        java_run kafka.tools.StorageTool format -t "$(cluster_id)" -c "$DIR/server.properties" \
+                --add-scram "SCRAM-SHA-512=[name=admin,password=$pw]" --ignore-formatted >"$DIR/format.out" 2>&1 ||
+                { cat "$DIR/format.out" >&2; die "formatting $DIR/data failed"; }
+}
+
+# answers — the broker serves metadata on both listeners (SASL as admin).
+answers() {
+        kcat -L -b "$(cat "$DIR/bootstrap")" -m 3 -t __exbus_probe 2>&1 | grep -q 'broker 1 at' &&
+                kcat -F "$DIR/admin.librdkafka.conf" -L -m 3 -t __exbus_probe 2>&1 | grep -q 'broker 1 at'
+}
+
+start() {
+        if pid_alive; then
+                say "already running (pid $(cat "$DIR/pid")) at $(cat "$DIR/bootstrap")"
+                return 0
+        fi
+        command -v java >/dev/null || die "java not found (ops/install-deps.sh installs openjdk-17-jre-headless)"
+        command -v kcat >/dev/null || die "kcat not found"
+        fetch
+        local t0=$SECONDS
+        [ -f "$DIR/server.properties" ] || configure
+        say "starting Kafka $KAFKA_VERSION (KRaft) in $DIR"
+        # shellcheck disable=SC2086
+        java ${EXB_KAFKA_HEAP:--Xmx512m -Xms256m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+                -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+                -Dlog4j.configuration="file:$DIR/log4j.properties" -Dkafka.logs.dir="$DIR/logs" \
+                -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" \
+                </dev/null >>"$DIR/kafka.out" 2>&1 &
+        echo $! >"$DIR/pid"
+        local deadline=$((SECONDS + START_TIMEOUT))
+        until answers; do
+                if ! pid_alive; then
+                        tail -n 30 "$DIR/kafka.out" "$DIR/logs/server.log" >&2 2>/dev/null || true
+                        rm -f "$DIR/pid"
+                        die "Kafka exited during startup (logs in $DIR)"
+                fi
+                if [ $SECONDS -ge $deadline ]; then
+                        tail -n 30 "$DIR/logs/server.log" >&2 2>/dev/null || true
+                        stop || true
+                        die "Kafka did not answer within ${START_TIMEOUT}s (logs in $DIR)"
+                fi
+                sleep 0.3
+        done
+        say "Kafka $KAFKA_VERSION up in $((SECONDS - t0))s (pid $(cat "$DIR/pid")): PLAINTEXT $(cat "$DIR/bootstrap"), SASL_PLAINTEXT/SCRAM-SHA-512 $(cat "$DIR/bootstrap.sasl")"
+        cat "$DIR/bootstrap"
+}
+
+# stop — SIGTERM (a controlled shutdown), up to 60 s, then SIGKILL and exit 1.
+stop() {
+        if ! pid_alive; then
+                rm -f "$DIR/pid"
+                say "not running ($DIR)"
+                return 0
+        fi
+        local pid deadline
+        pid=$(cat "$DIR/pid")
+        kill -TERM "$pid"
+        deadline=$((SECONDS + 60))
+        while kill -0 "$pid" 2>/dev/null; do
+                if [ $SECONDS -ge $deadline ]; then
+                        kill -KILL "$pid" 2>/dev/null || true
+                        rm -f "$DIR/pid"
+                        die "Kafka (pid $pid) ignored SIGTERM for 60 s: killed"
+                fi
+                sleep 0.2
+        done
+        rm -f "$DIR/pid"
+        say "Kafka stopped (pid $pid)"
+}
+
+status() {
+        if pid_alive && answers; then
+                echo "running pid $(cat "$DIR/pid") PLAINTEXT $(cat "$DIR/bootstrap") SASL_PLAINTEXT $(cat "$DIR/bootstrap.sasl")"
+        else
+                echo "not running ($DIR)"
+                return 1
+        fi
+}
+
+add_user() { # NAME
+        pid_alive || die "not running ($DIR): start it first"
+        local name=$1
+        [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "add-user: bad principal name \"$name\""
+        if [ -z "${EXB_KAFKA_PASSWORD:-}" ]; then
+                IFS= read -r EXB_KAFKA_PASSWORD || die "add-user: no password (EXB_KAFKA_PASSWORD or stdin)"
+        fi
+        EXB_KAFKA_PASSWORD=$EXB_KAFKA_PASSWORD python3 "$HERE/kadmin.py" add-user "$(cat "$DIR/bootstrap")" "$name"
+}
+
+while getopts "d:" opt; do
+        case $opt in
+        d) DIR=$OPTARG ;;
+        *) exit 2 ;;
+        esac
+done
+shift $((OPTIND - 1))
+DIR=$(mkdir -p "$DIR" && cd "$DIR" && pwd)
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+add-user) [ $# -eq 2 ] || die "usage: kafka.sh [-d DIR] add-user NAME"; add_user "$2" ;;
+destroy) stop; rm -rf "$DIR" ;;
+fetch) fetch ;;
+*) sed -n '2,9p' "$0" >&2; exit 2 ;;
+esac
