@@ -239,6 +239,50 @@ exb_err_t exb_admin_group_offset(const char *brokers, const exb_kprop_t *props, 
                                  const char *group, const char *topic, int32_t partition,
                                  int64_t *offset, int timeout_ms, char *errstr, size_t errstr_size);
 
+/* --------------------------------------------------------------------- ACLs */
+
+/* An ALLOW ACL for any host (exbus manages no DENY rules). The enum values
+ * are Kafka's. librdkafka 2.0.2 has no TransactionalId resource type, so
+ * those ACLs cannot be managed through it. */
+typedef enum { EXB_ACL_TOPIC = 2, EXB_ACL_GROUP = 3, EXB_ACL_CLUSTER = 4 } exb_acl_res_t;
+typedef enum { EXB_ACL_LITERAL = 3, EXB_ACL_PREFIXED = 4 } exb_acl_pattern_t;
+typedef enum {
+        EXB_ACL_ALL = 2,
+        EXB_ACL_READ = 3,
+        EXB_ACL_WRITE = 4,
+        EXB_ACL_CREATE = 5,
+        EXB_ACL_DESCRIBE = 8,
+        EXB_ACL_IDEMPOTENT_WRITE = 12
+} exb_acl_op_t;
+
+typedef struct exb_acl_s {
+        exb_acl_res_t restype;
+        exb_acl_pattern_t pattern;
+        char *name;      /* topic, topic prefix, group, or "kafka-cluster" */
+        char *principal; /* "User:GA" */
+        exb_acl_op_t op;
+} exb_acl_t;
+
+const char *exb_acl_res_name(exb_acl_res_t r);   /* "topic" ... */
+const char *exb_acl_op_name(exb_acl_op_t op);    /* "READ" ... */
+
+#define EXB_ACL_NO_AUTHORIZER (-2)
+
+/* The cluster's ALLOW ACLs (any host). Returns the count; -1 with errstr;
+ * or EXB_ACL_NO_AUTHORIZER when the cluster does not do authorization (no
+ * authorizer configured, or a broker without the ACL APIs, like the
+ * embedded one). Free with exb_acls_free. */
+int exb_admin_acl_list(const char *brokers, const exb_kprop_t *props, int nprops,
+                       exb_acl_t **acls, int timeout_ms, char *errstr, size_t errstr_size);
+/* Creates / deletes exactly these ACLs. EXB_OK or an error with errstr. */
+exb_err_t exb_admin_acl_create(const char *brokers, const exb_kprop_t *props, int nprops,
+                               const exb_acl_t *acls, int n, int timeout_ms, char *errstr,
+                               size_t errstr_size);
+exb_err_t exb_admin_acl_delete(const char *brokers, const exb_kprop_t *props, int nprops,
+                               const exb_acl_t *acls, int n, int timeout_ms, char *errstr,
+                               size_t errstr_size);
+void exb_acls_free(exb_acl_t *acls, int n);
+
 /* ---------------------------------------------------------- embedded broker */
 
 typedef struct exb_embedded_s exb_embedded_t;

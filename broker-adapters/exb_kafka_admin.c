@@ -31,8 +31,8 @@
 
 #define EMBEDDED_WHY "the embedded broker creates topics from the catalog"
 
-static rd_kafka_t *admin_handle(const char *brokers, const exb_kprop_t *props, int nprops,
-                                char *errstr, size_t errstr_size)
+rd_kafka_t *exb_admin_handle(const char *brokers, const exb_kprop_t *props, int nprops,
+                             char *errstr, size_t errstr_size)
 {
         if (!brokers || !*brokers) {
                 exb_errf(errstr, errstr_size, "admin: no brokers given");
@@ -125,7 +125,7 @@ exb_err_t exb_admin_ensure_topics(const char *brokers, const exb_kprop_t *props,
         if (exb_embedded_registry_ensure(brokers, specs, n, &ret, errstr, errstr_size))
                 return ret;
 
-        rd_kafka_t *rk = admin_handle(brokers, props, nprops, errstr, errstr_size);
+        rd_kafka_t *rk = exb_admin_handle(brokers, props, nprops, errstr, errstr_size);
         if (!rk)
                 return EXB_ERR_INVALID;
 
@@ -227,7 +227,7 @@ int exb_admin_list_topics(const char *brokers, const exb_kprop_t *props, int npr
                           char *errstr, size_t errstr_size)
 {
         *infos = NULL;
-        rd_kafka_t *rk = admin_handle(brokers, props, nprops, errstr, errstr_size);
+        rd_kafka_t *rk = exb_admin_handle(brokers, props, nprops, errstr, errstr_size);
         if (!rk)
                 return -1;
         const struct rd_kafka_metadata *md;

@@ -1,31 +1,37 @@
 /*
  * exb_bench.c — `exbus bench`: router throughput against the raw-Kafka
- * ceiling, measured in the same run on the same broker and bytes.
+ * ceiling, measured in the same process on the same broker and bytes.
  *
  *  1. An embedded broker in this process; the sample catalog imported.
  *  2. N person records (370600-GA-0001, 8 items, valid citizen ids) encoded
- *     and produced to the ingest topic, spread over P partitions (the
- *     embedded broker keeps about 5 MiB per partition, so N/P is bounded).
- *  3. Phase 1, one subscription (projection to 7 items, partial mask on the
- *     citizen id, a filter every record passes); phase 2, three (adding a
- *     hash mask, and a filter that passes one in three). In each phase,
- *     --runs times, alternately:
+ *     and produced to the ingest topic over P partitions, in batches of
+ *     ~1 MB: the embedded broker answers a Fetch with one stored batch per
+ *     partition, a real broker with up to max.partition.fetch.bytes (1 MiB),
+ *     so large stored batches make it fetch like a real broker with a
+ *     backlog. It keeps ~5 MiB per partition, which bounds N/P.
+ *  3. Phase 1 with one subscription (projection to 7 items, partial mask on
+ *     the citizen id, a filter every record passes); phase 2 with three
+ *     (adding a hash mask, and a filter that passes one in three). In each
+ *     phase, --runs times, alternately:
  *       raw:    consume -> produce the same key and value to another topic:
- *               the same adapter, consumer and producer configuration,
- *               batch size and topic partitions as the router, no decode,
+ *               the same adapter, client configuration (-X), subscription,
+ *               batch size and output partitions as the router; no decode,
  *               no rules, no encode. The ceiling of the router.
  *       router: exb_router_poll() over the same records.
- *     Every run uses a fresh consumer group and fresh client handles.
- *  4. For each kind, the median (and min..max) records/s of the runs, the
- *     router's ratio to the raw median of the same phase, and where the
- *     time went: the main thread's CPU share of the window and the cores
- *     the whole process used (a starved consumer shows a main thread that
- *     is mostly idle), and the peak RSS.
- *
- * The window is the same for both kinds: from the return of the first
- * poll that got records (the first batch is done) until every output is
- * delivered; records/s counts the records consumed after that first poll.
- * The group join (about 3 s on the embedded broker) is outside the window.
+ *     Every run has a fresh consumer group and fresh client handles, and is
+ *     timed the same way: from the return of the first poll that got
+ *     records until every output is delivered, counting the records
+ *     consumed after that first poll. Group joins (~3 s on the embedded
+ *     broker) are outside the window.
+ *  4. Per kind: the median records/s of the runs (min..max), the router's
+ *     ratio to the raw median of the same phase, the median share of the
+ *     window the main thread was on a CPU, the cores the process used, and
+ *     the peak RSS (process, so it includes the broker's stored data) and
+ *     its growth during the run (client queues plus newly stored outputs).
+ *     -v adds a line per run with the CPU per record of each thread group
+ *     and how busy the whole machine was: other load on the machine shows
+ *     there, and a main thread that is neither busy nor waiting for a CPU
+ *     is starved by the consumer.
  *
  * -X key=value (repeatable) is passed to every consumer and producer of both
  * kinds, as a router's kafka.* keys are: the way to measure a setting.
@@ -39,27 +45,28 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_TOPIC "exb.ingest.GA.370600-GA-0001"
+#define BENCH_TOPIC     "exb.ingest.GA.370600-GA-0001"
+#define BENCH_PATTERN   "^exb\\.ingest\\..*" /* the router's subscription */
 #define BENCH_RAW_TOPIC "exb.bench.raw"
-#define BENCH_MAX_RUNS 25
-/* The embedded broker keeps ~5 MiB per partition; a record is ~190 bytes
- * stored (value, key, batch overhead). */
+#define BENCH_MAX_RUNS  25
+/* ~5 MiB kept per partition by the embedded broker, ~190 bytes stored per
+ * record (value, key, batch overhead). */
 #define BENCH_MAX_PER_PARTITION 20000
 
 typedef struct bench_s {
         const char *bs;
-        int n, partitions, batch, runs;
-        int kinds; /* 1 raw, 2 router, 3 both */
+        int n, partitions, batch, runs, verbose;
+        int kinds;          /* 1 raw, 2 router, 3 both */
         exb_kprop_t *props; /* -X */
         int nprops;
         exb_control_t *ctl;
@@ -69,15 +76,58 @@ typedef struct bench_s {
 /* One run's measurements. */
 typedef struct run_s {
         double rate;     /* records/s, 0 = failed */
-        double main_cpu; /* main thread CPU time / window */
-        double drain_s;  /* of the window: waiting for the last deliveries */
-        double main_rq;  /* main thread runnable, waiting for a CPU / window */
+        double main_cpu; /* main thread on a CPU / window */
         double cores;    /* process CPU time / window */
         long rss_kib;    /* peak RSS during the run */
+        long grow_kib;   /* peak RSS - RSS when the run started */
 } run_t;
 
-/* A window being measured. */
-/* CPU seconds of this process's threads, summed by thread name. */
+/* ------------------------------------------------------- measuring a window */
+
+static int64_t mono_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double cpu_secs(clockid_t clk)
+{
+        struct timespec ts;
+        clock_gettime(clk, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds this thread was runnable but waiting for a CPU (schedstat). */
+static double runq_secs(void)
+{
+        unsigned long long run = 0, wait = 0;
+        FILE *f = fopen("/proc/thread-self/schedstat", "r");
+        if (f) {
+                if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+                        wait = 0;
+                fclose(f);
+        }
+        return (double)wait / 1e9;
+}
+
+/* Machine-wide jiffies: busy (all but idle and iowait) and total. */
+static void machine_jiffies(double *busy, double *total)
+{
+        unsigned long long v[8] = {0};
+        FILE *f = fopen("/proc/stat", "r");
+        if (f) {
+                if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                           &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+                        memset(v, 0, sizeof(v));
+                fclose(f);
+        }
+        *total = (double)(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]);
+        *busy = *total - (double)(v[3] + v[4]);
+}
+
+/* CPU seconds of this process's threads, summed by thread name (librdkafka
+ * names its threads rdk:main, rdk:broker<id>, rdk:mock). */
 #define BENCH_MAX_NAMES 16
 typedef struct cpu_by_name_s {
         int n;
@@ -122,135 +172,93 @@ static void cpu_by_name(cpu_by_name_t *c)
                 closedir(d);
 }
 
-/* Machine-wide jiffies: busy (all but idle and iowait) and total. */
-static void machine_jiffies(double *busy, double *total)
+static long status_kib(const char *key)
 {
-        unsigned long long v[10] = {0};
-        FILE *f = fopen("/proc/stat", "r");
-        if (f) {
-                if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                           &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
-                        memset(v, 0, sizeof(v));
+        char line[128];
+        long kib = -1;
+        size_t n = strlen(key);
+        FILE *f = fopen("/proc/self/status", "r");
+        while (f && fgets(line, sizeof(line), f))
+                if (!strncmp(line, key, n))
+                        kib = atol(line + n);
+        if (f)
                 fclose(f);
-        }
-        *total = (double)(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]);
-        *busy = *total - (double)(v[3] + v[4]);
+        return kib;
 }
 
 typedef struct window_s {
-        double busy0, total0;
-        cpu_by_name_t cpu0;
         int64_t t0_us;
-        double thr0, proc0;
-        double rq0; /* main thread: seconds runnable but waiting for a CPU */
+        double thr0, proc0, rq0, busy0, total0;
+        cpu_by_name_t cpu0;
+        long rss0_kib;
 } window_t;
 
-/* Seconds this thread has waited on a run queue (schedstat), or 0. */
-static double runq_secs(void)
+/* Before the clients are created: resets the peak-RSS mark. */
+static void window_prepare(window_t *w)
 {
-        unsigned long long run = 0, wait = 0;
-        FILE *f = fopen("/proc/thread-self/schedstat", "r");
-        if (f) {
-                if (fscanf(f, "%llu %llu", &run, &wait) != 2)
-                        wait = 0;
-                fclose(f);
-        }
-        return (double)wait / 1e9;
-}
-
-static int64_t mono_us(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static double cpu_secs(clockid_t clk)
-{
-        struct timespec ts;
-        clock_gettime(clk, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-extern int64_t exb_dbg_wait_us, exb_dbg_polls, exb_dbg_empty, exb_dbg_msgs;
-static void window_start(window_t *w)
-{
-        exb_dbg_wait_us = exb_dbg_polls = exb_dbg_empty = exb_dbg_msgs = 0;
-        w->t0_us = mono_us();
-        w->thr0 = cpu_secs(CLOCK_THREAD_CPUTIME_ID);
-        w->proc0 = cpu_secs(CLOCK_PROCESS_CPUTIME_ID);
-        w->rq0 = runq_secs();
-        cpu_by_name(&w->cpu0);
-        machine_jiffies(&w->busy0, &w->total0);
-}
-
-static void window_end(const window_t *w, int records, run_t *r)
-{
-        double secs = (double)(mono_us() - w->t0_us) / 1e6;
-        if (secs <= 0)
-                return;
-        r->rate = records / secs;
-        if (getenv("EXBUS_BENCH_DBG"))
-                printf("      dbg: window %.0f ms, in consumer_poll %.0f ms, polls %lld (empty %lld), avg batch %.0f\n",
-                       secs * 1000, exb_dbg_wait_us / 1000.0, (long long)exb_dbg_polls,
-                       (long long)exb_dbg_empty, exb_dbg_polls ? (double)exb_dbg_msgs / exb_dbg_polls : 0.0);
-        r->main_cpu = (cpu_secs(CLOCK_THREAD_CPUTIME_ID) - w->thr0) / secs;
-        r->cores = (cpu_secs(CLOCK_PROCESS_CPUTIME_ID) - w->proc0) / secs;
-        r->main_rq = (runq_secs() - w->rq0) / secs;
-        if (getenv("EXBUS_BENCH_VERBOSE")) {
-                cpu_by_name_t c1;
-                cpu_by_name(&c1);
-                double busy1, total1;
-                machine_jiffies(&busy1, &total1);
-                printf("      %.0f ms, process %.2f cores, machine %.0f%% busy; µs CPU per record:",
-                       secs * 1000, r->cores,
-                       total1 > w->total0 ? 100 * (busy1 - w->busy0) / (total1 - w->total0) : 0);
-                for (int i = 0; i < c1.n; i++) {
-                        double s0 = 0;
-                        for (int k = 0; k < w->cpu0.n; k++)
-                                if (!strcmp(w->cpu0.name[k], c1.name[i]))
-                                        s0 = w->cpu0.secs[k];
-                        printf(" %s %.2f", c1.name[i], (c1.secs[i] - s0) * 1e6 / records);
-                }
-                printf("\n");
-        }
-}
-
-/* Resets the kernel's peak-RSS mark (Linux: "5" > clear_refs). */
-static void rss_peak_reset(void)
-{
-        FILE *f = fopen("/proc/self/clear_refs", "w");
+        FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5": reset VmHWM */
         if (f) {
                 fputs("5", f);
                 fclose(f);
         }
+        w->rss0_kib = status_kib("VmRSS:");
 }
 
-/* Peak RSS since the last reset, in KiB (VmHWM), or the lifetime peak. */
-static long rss_peak_kib(void)
+static void window_start(window_t *w)
 {
-        char line[128];
-        long kib = -1;
-        FILE *f = fopen("/proc/self/status", "r");
-        while (f && fgets(line, sizeof(line), f))
-                if (!strncmp(line, "VmHWM:", 6))
-                        kib = atol(line + 6);
-        if (f)
-                fclose(f);
-        if (kib < 0) {
-                struct rusage ru;
-                getrusage(RUSAGE_SELF, &ru);
-                kib = ru.ru_maxrss;
-        }
-        return kib;
+        w->t0_us = mono_us();
+        w->thr0 = cpu_secs(CLOCK_THREAD_CPUTIME_ID);
+        w->proc0 = cpu_secs(CLOCK_PROCESS_CPUTIME_ID);
+        w->rq0 = runq_secs();
+        machine_jiffies(&w->busy0, &w->total0);
+        cpu_by_name(&w->cpu0);
 }
 
-/* Sets TCP_NODELAY on this process's listening loopback sockets whose
- * port appears in the bootstrap list: librdkafka 2.0.2's mock broker does
- * not disable Nagle on its connections, so a small response sent while
- * another is unacknowledged waits for the client's delayed ACK (~40 ms:
- * measured as a 45 ms tail on every flush). Accepted sockets inherit the
- * option from the listener (Linux). Returns the number of sockets set. */
+static void window_end(const bench_t *b, const window_t *w, int records, run_t *r)
+{
+        double secs = (double)(mono_us() - w->t0_us) / 1e6;
+        if (secs <= 0 || records <= 0)
+                return;
+        r->rate = records / secs;
+        r->main_cpu = (cpu_secs(CLOCK_THREAD_CPUTIME_ID) - w->thr0) / secs;
+        r->cores = (cpu_secs(CLOCK_PROCESS_CPUTIME_ID) - w->proc0) / secs;
+        if (!b->verbose)
+                return;
+        double busy1, total1;
+        cpu_by_name_t c1;
+        machine_jiffies(&busy1, &total1);
+        cpu_by_name(&c1);
+        printf("      %5.0f ms %8.0f/s  main thread: on CPU %3.0f%%, waiting for a CPU %3.0f%%; "
+               "process %.2f cores, machine %3.0f%% busy\n"
+               "      CPU µs/record:",
+               secs * 1000, r->rate, r->main_cpu * 100, (runq_secs() - w->rq0) / secs * 100,
+               r->cores, total1 > w->total0 ? 100 * (busy1 - w->busy0) / (total1 - w->total0) : 0);
+        for (int i = 0; i < c1.n; i++) {
+                double s0 = 0;
+                for (int k = 0; k < w->cpu0.n; k++)
+                        if (!strcmp(w->cpu0.name[k], c1.name[i]))
+                                s0 = w->cpu0.secs[k];
+                if (c1.secs[i] - s0 > 0.0005)
+                        printf(" %s %.2f", !strncmp(c1.name[i], "rdk:", 4) ? c1.name[i] : "main",
+                               (c1.secs[i] - s0) * 1e6 / records);
+        }
+        printf("\n");
+}
+
+static void window_rss(const window_t *w, run_t *r)
+{
+        r->rss_kib = status_kib("VmHWM:");
+        r->grow_kib = r->rss_kib - w->rss0_kib;
+}
+
+/* ---------------------------------------------------------------- the runs */
+
+/* Sets TCP_NODELAY on this process's listening TCP sockets whose port is in
+ * the bootstrap list. librdkafka 2.0.2's mock broker leaves Nagle on, so a
+ * small response sent while another is unacknowledged waits for the
+ * client's delayed ACK: measured as a ~45 ms tail on every flush. Accepted
+ * sockets inherit the option from the listener (Linux). Returns the number
+ * of sockets set. */
 static int mock_nodelay(const char *bootstraps)
 {
         int n = 0;
@@ -292,10 +300,8 @@ static int preload(bench_t *b, size_t *avg_bytes)
         exb_resource_t *res = exb_control_resource(b->ctl, "370600-GA-0001", &sid);
         exb_schema_t *schema = res ? exb_control_schema(b->ctl, sid) : NULL;
         int failed = 0;
-        /* Large batches: the embedded broker answers a Fetch with one stored
-         * batch per partition, a real broker with up to
-         * max.partition.fetch.bytes (1 MiB). Batches of ~1 MB make the
-         * embedded broker fetch like a real one with a backlog. */
+        /* Stored batches of ~1 MB (see the header comment); -X comes after
+         * and wins. */
         int np = b->nprops + 3;
         exb_kprop_t *props = exb_calloc((size_t)np, sizeof(*props));
         props[0] = (exb_kprop_t){"linger.ms", "200"};
@@ -303,9 +309,9 @@ static int preload(bench_t *b, size_t *avg_bytes)
         props[2] = (exb_kprop_t){"batch.size", "1000000"};
         if (b->nprops)
                 memcpy(props + 3, b->props, sizeof(*props) * (size_t)b->nprops);
-        exb_producer_t *p = schema ? exb_producer_new(b->bs, props, np, count_dr, &failed, err,
-                                                      sizeof(err))
-                                   : NULL;
+        exb_producer_t *p =
+                schema ? exb_producer_new(b->bs, props, np, count_dr, &failed, err, sizeof(err))
+                       : NULL;
         free(props);
         if (!p) {
                 fprintf(stderr, "exbus bench: %s\n", schema ? err : "sample resource missing");
@@ -358,20 +364,21 @@ static int preload(bench_t *b, size_t *avg_bytes)
         return failed ? -1 : 0;
 }
 
-/* The raw ceiling: consume -> produce the same bytes, as the router does
- * minus the routing: same batch size, offsets stored per batch. */
+/* The raw ceiling: consume -> produce the same bytes as the router does,
+ * minus the routing; offsets stored per batch. */
 static run_t run_raw(bench_t *b, const char *group)
 {
         char err[512];
         int failed = 0;
         run_t r = {0};
-        rss_peak_reset();
-        exb_consumer_t *c = exb_consumer_new(b->bs, group, b->props, b->nprops, NULL, err,
-                                             sizeof(err));
-        exb_producer_t *p = c ? exb_producer_new(b->bs, b->props, b->nprops, count_dr, &failed,
-                                                 err, sizeof(err))
+        window_t w = {0};
+        window_prepare(&w);
+        exb_consumer_t *c =
+                exb_consumer_new(b->bs, group, b->props, b->nprops, NULL, err, sizeof(err));
+        exb_producer_t *p = c ? exb_producer_new(b->bs, b->props, b->nprops, count_dr, &failed, err,
+                                                 sizeof(err))
                               : NULL;
-        const char *topics[] = {"^exb\\.ingest\\..*"}; /* as the router */
+        const char *topics[] = {BENCH_PATTERN};
         if (!c || !p || exb_consumer_subscribe(c, topics, 1, err, sizeof(err))) {
                 fprintf(stderr, "exbus bench: %s\n", err);
                 exb_consumer_destroy(c);
@@ -381,7 +388,6 @@ static run_t run_raw(bench_t *b, const char *group)
         exb_topic_t *t = exb_producer_topic(p, BENCH_RAW_TOPIC);
         exb_msg_t *msgs = exb_calloc((size_t)b->batch, sizeof(*msgs));
         int got = 0, first = -1;
-        window_t w = {0};
         int64_t deadline = exb_mono_ms() + 120000;
         while (got < b->n && exb_mono_ms() < deadline) {
                 int n = exb_consumer_poll(c, msgs, b->batch, 100, err, sizeof(err));
@@ -389,11 +395,7 @@ static run_t run_raw(bench_t *b, const char *group)
                         fprintf(stderr, "exbus bench: raw: %s\n", err);
                         break;
                 }
-                static long spin_ns = -1;
-                if (spin_ns < 0)
-                        spin_ns = getenv("XSPIN") ? atol(getenv("XSPIN")) : 0;
                 for (int i = 0; i < n; i++) {
-                        if (spin_ns) { int64_t e = mono_us() * 1000 + spin_ns; struct timespec ts; do clock_gettime(CLOCK_MONOTONIC, &ts); while ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec < e); }
                         while (exb_produce(p, t, -1, msgs[i].key, msgs[i].key_len, msgs[i].value,
                                            msgs[i].len, NULL, 0, NULL, err,
                                            sizeof(err)) == EXB_ERR_RETRY)
@@ -410,14 +412,11 @@ static run_t run_raw(bench_t *b, const char *group)
                         window_start(&w);
                 }
         }
-        int64_t td = mono_us();
-        if (got == b->n && exb_producer_flush(p, 60000) == EXB_OK && !failed) {
-                window_end(&w, got - first, &r);
-                r.drain_s = (double)(mono_us() - td) / 1e6;
-        }
+        if (got == b->n && exb_producer_flush(p, 60000) == EXB_OK && !failed)
+                window_end(b, &w, got - first, &r);
         else
                 fprintf(stderr, "exbus bench: raw: %d of %d records passed through\n", got, b->n);
-        r.rss_kib = rss_peak_kib();
+        window_rss(&w, &r);
         free(msgs);
         exb_consumer_destroy(c);
         exb_producer_destroy(p);
@@ -428,6 +427,7 @@ static run_t run_raw(bench_t *b, const char *group)
 static run_t run_router(bench_t *b, const char *group)
 {
         run_t r = {0};
+        window_t w = {0};
         exb_router_conf_t conf = {0};
         exb_conf_defaults(exb_router_props, &conf);
         conf.brokers = exb_strdup(b->bs);
@@ -447,7 +447,7 @@ static run_t run_router(bench_t *b, const char *group)
                         return r;
                 }
         }
-        rss_peak_reset();
+        window_prepare(&w);
         exb_router_t *rtr = exb_router_new(&conf, err, sizeof(err));
         if (!rtr) {
                 fprintf(stderr, "exbus bench: %s\n", err);
@@ -455,7 +455,6 @@ static run_t run_router(bench_t *b, const char *group)
                 return r;
         }
         int got = 0, first = -1;
-        window_t w = {0};
         int64_t deadline = exb_mono_ms() + 120000;
         while (got < b->n && exb_mono_ms() < deadline) {
                 int n = exb_router_poll(rtr, 100, err, sizeof(err));
@@ -469,14 +468,11 @@ static run_t run_router(bench_t *b, const char *group)
                         window_start(&w);
                 }
         }
-        int64_t td = mono_us();
-        if (got == b->n && exb_router_drain(rtr, 60000, err, sizeof(err)) == 0) {
-                window_end(&w, got - first, &r);
-                r.drain_s = (double)(mono_us() - td) / 1e6;
-        }
+        if (got == b->n && exb_router_drain(rtr, 60000, err, sizeof(err)) == 0)
+                window_end(b, &w, got - first, &r);
         else
                 fprintf(stderr, "exbus bench: router: %d of %d records routed\n", got, b->n);
-        r.rss_kib = rss_peak_kib();
+        window_rss(&w, &r);
         exb_router_destroy(rtr);
         exb_conf_free(exb_router_props, &conf);
         return r;
@@ -487,12 +483,14 @@ static int approve(bench_t *b, const char *subscriber, const char *items, const 
 {
         char **v, id[32], err[512];
         int n = exb_cli_split(items, &v);
-        exb_sub_request_t req = {.subscriber = subscriber, .resource = "370600-GA-0001",
-                                 .purpose = "benchmark", .items = (const char *const *)v,
+        exb_sub_request_t req = {.subscriber = subscriber,
+                                 .resource = "370600-GA-0001",
+                                 .purpose = "benchmark",
+                                 .items = (const char *const *)v,
                                  .nitems = n};
         const char *masks[] = {mask};
-        exb_sub_decision_t dec = {.state = EXB_SUB_APPROVED, .mask_specs = masks,
-                                  .nmasks = 1, .filter = filter};
+        exb_sub_decision_t dec = {
+                .state = EXB_SUB_APPROVED, .mask_specs = masks, .nmasks = 1, .filter = filter};
         int rc = exb_control_sub_request(b->ctl, &req, 0, id, sizeof(id), err, sizeof(err)) ||
                  exb_control_sub_decide(b->ctl, id, &dec, err, sizeof(err));
         if (rc)
@@ -510,21 +508,20 @@ static void ensure_topics(bench_t *b)
         exb_topic_specs_free(specs, n);
 }
 
+/* ------------------------------------------------------------------ report */
+
 static int cmp_double(const void *a, const void *b)
 {
         double x = *(const double *)a, y = *(const double *)b;
         return x < y ? -1 : x > y;
 }
 
-/* Median of the k values of field `off` of runs (0 if any run failed). */
+/* Median of field `off` (a double) of the k runs; lo/hi get the extremes. */
 static double median(const run_t *runs, int k, size_t off, double *lo, double *hi)
 {
         double v[BENCH_MAX_RUNS];
-        for (int i = 0; i < k; i++) {
+        for (int i = 0; i < k; i++)
                 v[i] = *(const double *)((const char *)&runs[i] + off);
-                if (off == offsetof(run_t, rate) && v[i] <= 0)
-                        return *lo = *hi = 0;
-        }
         qsort(v, (size_t)k, sizeof(double), cmp_double);
         if (lo)
                 *lo = v[0];
@@ -533,59 +530,52 @@ static double median(const run_t *runs, int k, size_t off, double *lo, double *h
         return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
 }
 
-static long max_rss(const run_t *runs, int k)
-{
-        long m = 0;
-        for (int i = 0; i < k; i++)
-                if (runs[i].rss_kib > m)
-                        m = runs[i].rss_kib;
-        return m;
-}
-
-/* Prints one line; returns the median rate. */
+/* Prints one line; returns the median rate, or 0 if a run failed. */
 static double report(const char *what, const run_t *runs, int k, double raw)
 {
         double lo, hi;
         double med = median(runs, k, offsetof(run_t, rate), &lo, &hi);
         double mc = median(runs, k, offsetof(run_t, main_cpu), NULL, NULL);
         double cores = median(runs, k, offsetof(run_t, cores), NULL, NULL);
-        printf("  %-26s %9.0f  (%7.0f..%7.0f)", what, med, lo, hi);
+        long rss = 0, grow = 0;
+        for (int i = 0; i < k; i++) {
+                rss = runs[i].rss_kib > rss ? runs[i].rss_kib : rss;
+                grow = runs[i].grow_kib > grow ? runs[i].grow_kib : grow;
+        }
+        printf("  %-26s %9.0f (%8.0f..%8.0f)", what, med, lo, hi);
         if (raw > 0)
-                printf("  ratio %.2f", med / raw);
+                printf("  %.2f", med / raw);
         else
-                printf("            ");
-        printf("   main %3.0f%%  %.2f cores  %4ld MiB\n", mc * 100, cores,
-               max_rss(runs, k) / 1024);
+                printf("      ");
+        printf("   %3.0f%%  %4.2f  %5ld MiB (+%ld)\n", mc * 100, cores, rss / 1024, grow / 1024);
         fflush(stdout);
-        return med;
+        return lo > 0 ? med : 0;
 }
 
-/* Alternates raw and router runs; prints the medians; returns 0 if all ran. */
+/* Alternates raw and router runs; prints the medians; 0 if all ran. */
 static int phase(bench_t *b, int nsubs)
 {
         run_t raw[BENCH_MAX_RUNS] = {{0}}, rtr[BENCH_MAX_RUNS] = {{0}};
+        char what[64];
+        snprintf(what, sizeof(what), "router, %d subscription%s", nsubs, nsubs > 1 ? "s" : "");
         for (int i = 0; i < b->runs; i++) {
                 char group[64];
                 if (b->kinds & 1) {
+                        if (b->verbose)
+                                printf("    run %d raw\n", i + 1);
                         snprintf(group, sizeof(group), "bench-raw-%d-%d", nsubs, i);
                         raw[i] = run_raw(b, group);
                 }
                 if (b->kinds & 2) {
+                        if (b->verbose)
+                                printf("    run %d %s\n", i + 1, what);
                         snprintf(group, sizeof(group), "bench-router-%d-%d", nsubs, i);
                         rtr[i] = run_router(b, group);
                 }
-                if (getenv("EXBUS_BENCH_VERBOSE"))
-                        printf("    run %d: raw %.0f (main %.0f%% + runq %.0f%%, drain %.0f ms)  "
-                               "router %.0f (main %.0f%% + runq %.0f%%, drain %.0f ms)\n",
-                               i + 1, raw[i].rate, raw[i].main_cpu * 100, raw[i].main_rq * 100,
-                               raw[i].drain_s * 1000, rtr[i].rate, rtr[i].main_cpu * 100,
-                               rtr[i].main_rq * 100, rtr[i].drain_s * 1000);
         }
-        char what[64];
         double raw_med = 0, rtr_med = 0;
         if (b->kinds & 1)
                 raw_med = report("raw pass-through (ceiling)", raw, b->runs, 0);
-        snprintf(what, sizeof(what), "router, %d subscription%s", nsubs, nsubs > 1 ? "s" : "");
         if (b->kinds & 2)
                 rtr_med = report(what, rtr, b->runs, raw_med);
         return ((b->kinds & 1) && raw_med <= 0) || ((b->kinds & 2) && rtr_med <= 0) ? -1 : 0;
@@ -595,13 +585,14 @@ static void usage(void)
 {
         fprintf(stderr,
                 "usage: exbus bench [--records N] [--partitions P] [--runs R] [--batch B]\n"
-                "                   [--only raw|router] [-X kafka.property=value ...]\n"
-                "  N >= 1000 (default 400000), N/P <= %d (the embedded broker keeps ~5 MiB per\n"
-                "  partition; default P 32), R 1..%d (default 3), B 1..100000 (default 2000).\n",
+                "                   [--only raw|router] [-v] [-X kafka.property=value ...]\n"
+                "  N >= 1000 (default 400000) and N/P <= %d: the embedded broker keeps ~5 MiB\n"
+                "  per partition; P default 32; R 1..%d (default 5); B 1..100000 (default 2000).\n",
                 BENCH_MAX_PER_PARTITION, BENCH_MAX_RUNS);
 }
 
-/* Adds "name=value" to b->props (strings borrowed from argv). */
+/* Adds "name=value" (an optional "kafka." prefix is dropped) to b->props;
+ * the strings stay borrowed from argv. */
 static int add_prop(bench_t *b, char *arg)
 {
         char *eq = strchr(arg, '=');
@@ -620,12 +611,12 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
         (void)cli;
         static const struct option opts[] = {{"records", 1, 0, 'n'}, {"partitions", 1, 0, 'p'},
                                              {"runs", 1, 0, 'r'},    {"batch", 1, 0, 'B'},
-                                             {"kafka", 1, 0, 'X'},   {"only", 1, 0, 'o'},
-                                             {0}};
-        bench_t b = {.n = 400000, .partitions = 32, .batch = 2000, .runs = 3, .kinds = 3};
+                                             {"only", 1, 0, 'o'},    {"kafka", 1, 0, 'X'},
+                                             {"verbose", 0, 0, 'v'}, {0}};
+        bench_t b = {.n = 400000, .partitions = 32, .batch = 2000, .runs = 5, .kinds = 3};
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "X:", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "X:v", opts, NULL)) != -1) {
                 if (c == 'n')
                         b.n = atoi(optarg);
                 else if (c == 'p')
@@ -634,6 +625,8 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                         b.runs = atoi(optarg);
                 else if (c == 'B')
                         b.batch = atoi(optarg);
+                else if (c == 'v')
+                        b.verbose = 1;
                 else if (c == 'o' && (!strcmp(optarg, "raw") || !strcmp(optarg, "router")))
                         b.kinds = optarg[1] == 'a' ? 1 : 2;
                 else if (c != 'X' || add_prop(&b, optarg)) {
@@ -642,9 +635,9 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                         return 2;
                 }
         }
-        if (b.n < 1000 || b.partitions < 1 || b.partitions > 1024 ||
-            b.n / b.partitions > BENCH_MAX_PER_PARTITION || b.runs < 1 ||
-            b.runs > BENCH_MAX_RUNS || b.batch < 1 || b.batch > 100000) {
+        if (optind < argc || b.n < 1000 || b.partitions < 1 || b.partitions > 1024 ||
+            b.n / b.partitions > BENCH_MAX_PER_PARTITION || b.runs < 1 || b.runs > BENCH_MAX_RUNS ||
+            b.batch < 1 || b.batch > 100000) {
                 usage();
                 free(b.props);
                 return 2;
@@ -664,8 +657,7 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                 return 1;
         }
         b.bs = exb_embedded_bootstraps(emb);
-        if (!getenv("XNAGLE"))
-                mock_nodelay(b.bs);
+        mock_nodelay(b.bs);
         exb_topic_spec_t base[] = {{EXB_CONTROL_TOPIC, 1, 1}, {BENCH_RAW_TOPIC, b.partitions, 0}};
         if (exb_admin_ensure_topics(b.bs, NULL, 0, base, 2, 10000, err, sizeof(err)) ||
             !(b.ctl = exb_control_new(b.bs, NULL, 0, NULL, 10000, err, sizeof(err))) ||
@@ -679,17 +671,18 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
         }
         ensure_topics(&b);
         size_t avg;
-        printf("exbus bench: %d records of 370600-GA-0001, %d partitions, batch %d, "
-               "median of %d runs, embedded broker\n",
+        printf("exbus bench: %d records of 370600-GA-0001 over %d partitions, batch %d, "
+               "%d runs each, embedded broker\n",
                b.n, b.partitions, b.batch, b.runs);
         for (int i = 0; i < b.nprops; i++)
                 printf("  -X %s=%s\n", b.props[i].name, b.props[i].value);
         int64_t t0 = exb_mono_ms();
         if (preload(&b, &avg))
                 goto done;
-        printf("  preload (encode + produce)   %9.0f records/s   (%zu bytes/record)\n",
+        printf("  preload (encode + produce)  %9.0f records/s, %zu bytes/record\n",
                b.n / ((double)(exb_mono_ms() - t0 + 1) / 1000.0), avg);
-        printf("  %-26s %9s  %17s  %10s   %s\n", "", "records/s", "(min..max)", "", "median CPU, peak RSS");
+        printf("  %-26s %9s %19s  %5s   %4s  %5s  %s\n", "", "median/s", "(min..max)", "ratio",
+               "main", "cores", "peak RSS (growth)");
         fflush(stdout);
         if (phase(&b, 1))
                 goto done;
@@ -700,9 +693,6 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
         ensure_topics(&b);
         if (phase(&b, 3))
                 goto done;
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        printf("  process peak RSS (broker + clients)  %ld MiB\n", ru.ru_maxrss / 1024);
         rc = 0;
 done:
         exb_catalog_destroy(cat);

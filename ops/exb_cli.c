@@ -128,6 +128,12 @@ void exb_cli_strv_free(char **v, int n)
         free(v);
 }
 
+const char *exb_cli_router_principal(void)
+{
+        const char *p = getenv("EXBUS_ROUTER_PRINCIPAL");
+        return p && *p ? p : "User:exbus-router";
+}
+
 json_t *exb_cli_strv_json(char **v, int n)
 {
         json_t *a = json_array();
@@ -158,6 +164,7 @@ static const struct {
     {"catalog", exb_cmd_catalog, "catalog import FILE... | list | show CODE"},
     {"sub", exb_cmd_sub, "sub request|approve|reject|revoke|list ..."},
     {"routes", exb_cmd_routes, "routes                          ingest topic and active deliveries per resource"},
+    {"acl", exb_cmd_acl, "acl sync [--dry-run] | acl list   per-department Kafka ACLs from catalog and subscriptions"},
     {"dlq", exb_cmd_dlq, "dlq list [--provider DEPT]      dead letters with their reasons"},
     {"producer", exb_cmd_producer, "producer -c FILE [--snapshot]   producer agent of a department"},
     {"router", exb_cmd_router, "router -c FILE                  the router"},

@@ -59,6 +59,14 @@ struct json_t;
 struct json_t *exb_cli_strv_json(char **v, int n);
 struct json_t *exb_cli_masks_json(const exb_sub_t *sub);
 
+/* Computes the ACLs the catalog and subscriptions call for and applies the
+ * difference (see exb_cmd_acl.c). A cluster without authorization is left
+ * alone. Returns 0, or 1 after printing why. */
+int exb_cli_acl_sync(exb_cli_t *cli, exb_control_t *ctl, const char *router, int dry_run,
+                     int quiet);
+/* The router's principal: EXBUS_ROUTER_PRINCIPAL or User:exbus-router. */
+const char *exb_cli_router_principal(void);
+
 /* Subcommands: argc/argv start at the subcommand's own name. Return the
  * process exit code: 0 ok, 1 failure, 2 usage. */
 int exb_cmd_catalog(exb_cli_t *cli, int argc, char **argv);
@@ -72,5 +80,6 @@ int exb_cmd_consumer(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_conf(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_demo(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv);
+int exb_cmd_acl(exb_cli_t *cli, int argc, char **argv);
 
 #endif

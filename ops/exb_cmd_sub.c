@@ -70,7 +70,7 @@ static int sub_request(exb_cli_t *cli, int argc, char **argv)
                 if (e == EXB_OK || (id[0] && e != EXB_ERR_INVALID)) {
                         printf("%s\n", id);
                         exb_cli_ensure_topics(cli, ctl);
-                        rc = e == EXB_OK ? 0 : 1;
+                        rc = e == EXB_OK ? exb_cli_acl_sync(cli, ctl, exb_cli_router_principal(), 0, 1) : 1;
                 }
                 if (e != EXB_OK)
                         fprintf(stderr, "exbus: %s\n", err);
@@ -126,7 +126,8 @@ static int sub_decide(exb_cli_t *cli, exb_sub_state_t state, int argc, char **ar
                         printf("%s %s\n", argv[optind], exb_sub_state_name(state));
                         if (state == EXB_SUB_APPROVED)
                                 exb_cli_ensure_topics(cli, ctl);
-                        rc = 0;
+                        /* Approving grants the subscriber its topic, revoking takes it away. */
+                        rc = exb_cli_acl_sync(cli, ctl, exb_cli_router_principal(), 0, 1);
                 } else {
                         fprintf(stderr, "exbus: %s\n", err);
                 }
