@@ -8,7 +8,10 @@
  * Limits of the 2.0.2 mock, as measured (DESIGN §6): data in memory only,
  * about 5 MiB (or 100000 message sets) kept per partition, oldest dropped
  * first; no CreateTopics (hence exb_embedded_create_topic()); no
- * compaction (cleanup.policy is ignored); first group join takes 3 s.
+ * compaction (cleanup.policy is ignored); first group join takes 3 s; a
+ * Fetch returns one message set per partition, so consumers read as fast
+ * as producers batched; a mock command (topic create, down/up) sometimes
+ * takes 1 s (a missed wakeup of the mock thread, measured in 1 of ~10).
  *
  * Every cluster is entered in a process-global registry, so
  * exb_admin_ensure_topics() can recognise "brokers" as a cluster of this

@@ -32,15 +32,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exb_kafka_int.h"
 
+/* Prefetch limits (queued.*): in librdkafka 2.0.x, once the consumer queue
+ * holds queued.min.messages or queued.max.messages.kbytes (counted over all
+ * partitions: their fetch queues forward to it), fetching stops, and nothing
+ * restarts it when the application drains the queue: the broker thread
+ * looks again only when its 1 s serve timeout expires (rdkafka_fetcher.c
+ * rd_kafka_toppar_fetch_decide() returns an infinite backoff;
+ * rdkafka_broker.c rd_kafka_broker_consumer_serve() then sleeps until
+ * rd_kafka_max_block_ms; made configurable as fetch.queue.backoff.ms in
+ * 2.2.0). A consumer that drains the limit in less than a second therefore
+ * idles for the rest of it: with librdkafka's 100000 messages, about 100k
+ * records/s at most, whatever the CPU. The limits must hold a second of the
+ * fastest consumer (the router): 500000 records and 64 MiB of payload,
+ * measured ~450 bytes of RSS per queued 128-byte record, ~225 MiB at most
+ * plus one fetch response. docs/PERFORMANCE.md has the measurements. */
 static const exb_kprop_t consumer_defaults[] = {
         {"enable.auto.commit", "true"},    {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"},
         {"session.timeout.ms", "6000"},    {"heartbeat.interval.ms", "2000"},
-        {"queued.min.messages", "100000"}, {"enable.partition.eof", "false"},
+        {"queued.min.messages", "500000"}, {"queued.max.messages.kbytes", "65536"},
+        {"enable.partition.eof", "false"},
 };
 
 struct exb_consumer_s {
@@ -274,14 +290,6 @@ static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr, s
         return 0;
 }
 
-#include <time.h>
-int64_t exb_dbg_wait_us, exb_dbg_polls, exb_dbg_empty, exb_dbg_msgs;
-static int64_t dbg_us(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms, char *errstr,
                       size_t errstr_size)
 {
@@ -299,14 +307,9 @@ int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_m
                 if (deadline >= 0 && left < 0)
                         left = 0;
                 /* Waits for the first message (serving rebalances and errors). */
-                int64_t t0 = dbg_us();
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, left);
-                exb_dbg_wait_us += dbg_us() - t0;
-                exb_dbg_polls++;
-                if (!rkm) {
-                        exb_dbg_empty++;
+                if (!rkm)
                         return 0;
-                }
                 int got = 1;
                 c->batch[0] = rkm;
                 if (max > 1) {
@@ -314,7 +317,6 @@ int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_m
                                                                  (size_t)max - 1);
                         if (r > 0)
                                 got += (int)r;
-                        exb_dbg_msgs += got;
                 }
                 for (int i = 0; i < got; i++) {
                         rkm = c->batch[i];
@@ -450,8 +452,27 @@ exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partit
 exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t partition,
                                   int64_t *lo, int64_t *hi, int timeout_ms)
 {
-        rd_kafka_resp_err_t err =
-                rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi, timeout_ms);
+        /* librdkafka 2.0.2 does not retry this query: right after a topic is
+         * created, or while its leader moves, a real broker briefly answers
+         * NOT_LEADER / UNKNOWN_PARTITION. Retry those until the deadline. */
+        int64_t deadline = exb_mono_ms() + timeout_ms;
+        rd_kafka_resp_err_t err;
+        for (;;) {
+                int64_t left = deadline - exb_mono_ms();
+                err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi,
+                                                       left > 0 ? (int)left : 1);
+                if (!err || left <= 0 ||
+                    !(err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                      err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                      err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                      err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                      err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                      err == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH ||
+                      err == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH))
+                        break;
+                struct timespec ts = {0, 100 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
         if (err)
                 EXB_DEBUG("consumer %s: watermarks of %s [%d]: %s", rd_kafka_name(c->rk), topic,
                           (int)partition, rd_kafka_err2str(err));

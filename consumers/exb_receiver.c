@@ -49,8 +49,8 @@ const exb_prop_t exb_receiver_props[] = {
          "it."},
         {"data.dir", EXB_PROP_STR, offsetof(exb_receiver_conf_t, data_dir), NULL, ".",
          "Directory for the agent's local files (control-plane cache, default sink database)."},
-        {"sink.type", EXB_PROP_ENUM, offsetof(exb_receiver_conf_t, sink_type), "sqlite|uplink|http|jsonl",
-         "sqlite",
+        {"sink.type", EXB_PROP_ENUM, offsetof(exb_receiver_conf_t, sink_type),
+         "sqlite|uplink|http|jsonl", "sqlite",
          "Where delivered records go. sqlite: one table per resource in the subscriber's database, "
          "offsets in the same transaction (exactly once). uplink: forward to another exchange "
          "node's Kafka as a providing department (级联/回流). http: POST JSON batches to the "
@@ -319,8 +319,8 @@ static void pause_sink_down(exb_receiver_t *rcv, int npos, const char *why)
                 rcv->backoff_ms = RC_BACKOFF_MAX_MS;
         /* "Equal jitter": half the step plus a random part of the other
          * half, so instances that failed together do not retry together. */
-        int delay = rcv->backoff_ms / 2 +
-                   (int)((unsigned)rand_r(&rcv->jitter_seed) % (unsigned)(rcv->backoff_ms / 2 + 1));
+        int delay = rcv->backoff_ms / 2 + (int)((unsigned)rand_r(&rcv->jitter_seed) %
+                                                (unsigned)(rcv->backoff_ms / 2 + 1));
         rcv->backoff_until = exb_mono_ms() + delay;
         if (!rcv->paused && exb_consumer_pause(rcv->consumer) != EXB_OK)
                 EXB_WARN("cannot pause consumption: records will be fetched and dropped");

@@ -17,14 +17,14 @@
  *    "idempotency_key": "<key>",              the same as the header
  *    "count": 2,
  *    "records": [
- *       "op": "CREATE",                       CREATE|UPDATE|SNAPSHOT = upsert by key,
+ *      {"op": "CREATE",                       CREATE|UPDATE|SNAPSHOT = upsert by key,
  *                                             DELETE = delete by key (data: key items only)
  *       "event_id": "...", "source": "GA",    stable per source change: drop repeats by it
  *       "ts_ms": 1768465800000,               change time, ms since the epoch
  *       "data": {"id_number": "...", ...},    approved items; D "YYYY-MM-DD", T ISO-8601 UTC,
  *                                             B base64, N a JSON number (exb_codec_to_json)
  *       "schema_id": 42,                      delivery schema (exb.control offset)
- *       "key": "370602...",                   Kafka key: key items joined by '|' (null if not UTF-8)
+ *       "key": "370602...",                   Kafka key: key items joined by '|' (or null)
  *       "topic": "exb.deliver.GJJ.370600-GA-0001", "partition": 0, "offset": 17},
  *      ...]}
  *
@@ -465,8 +465,8 @@ static exb_err_t hs_curl_post(void *opaque, const char *const *headers, const vo
         curl_easy_setopt(sk->curl, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(h);
         if (rc != CURLE_OK) {
-                exb_errf(errstr, errstr_size, "%s", sk->curl_err[0] ? sk->curl_err
-                                                                   : curl_easy_strerror(rc));
+                exb_errf(errstr, errstr_size, "%s",
+                         sk->curl_err[0] ? sk->curl_err : curl_easy_strerror(rc));
                 return EXB_ERR_RETRY;
         }
         *status = 0;
@@ -531,8 +531,8 @@ static hs_result_t hs_send(hs_sink_t *sk, const exb_buf_t *body, const char *key
                            err, sizeof(err));
         if (res.err != EXB_OK) {
                 res.err = EXB_ERR_RETRY;
-                exb_errf(errstr, errstr_size, "http sink %s: POST of %d record(s): %s", sk->url_safe,
-                         nrecs, err[0] ? err : "no response");
+                exb_errf(errstr, errstr_size, "http sink %s: POST of %d record(s): %s",
+                         sk->url_safe, nrecs, err[0] ? err : "no response");
                 return res;
         }
         res.outcome = hs_classify(res.status);
@@ -574,7 +574,7 @@ static exb_err_t hs_dead(hs_sink_t *sk, const exb_sink_rec_t *r, const char *rea
 
 /* Keeps the body just sent as the pending one (its outcome is unknown). */
 static void hs_pending_keep(hs_sink_t *sk, const exb_sink_rec_t *const *recs, int n,
-                           const char *key)
+                            const char *key)
 {
         hs_pending_t *pd = &sk->pending;
         hs_pending_drop(sk);
@@ -594,8 +594,8 @@ static void hs_pending_keep(hs_sink_t *sk, const exb_sink_rec_t *const *recs, in
 
 /* Delivers recs (decoded, one resource, handled nowhere yet), bisecting on
  * data errors. EXB_OK when each record is delivered or dead-lettered. */
-static exb_err_t hs_deliver(hs_sink_t *sk, const char *resource, const exb_sink_rec_t **recs,
-                            int n, char *errstr, size_t errstr_size)
+static exb_err_t hs_deliver(hs_sink_t *sk, const char *resource, const exb_sink_rec_t **recs, int n,
+                            char *errstr, size_t errstr_size)
 {
         char key[65];
         hs_idem_key(sk->dept, resource, recs, n, key);
@@ -707,8 +707,8 @@ static exb_err_t hs_write(void *opaque, const exb_sink_batch_t *batch, exb_sink_
                 for (int k = 0; k <= cnt; k++) {
                         const exb_sink_rec_t *r = k < cnt ? &batch->recs[sk->idx[k]] : NULL;
                         if (r) {
-                                const hs_mark_t *g = hs_mark_find(&sk->guard, r->topic,
-                                                                  r->partition);
+                                const hs_mark_t *g =
+                                        hs_mark_find(&sk->guard, r->topic, r->partition);
                                 if (g && r->offset < g->next) {
                                         res->replays++;
                                         continue;
@@ -820,13 +820,12 @@ static int hs_file_ok(const char *key, const char *path, char *errstr, size_t er
         return 1;
 }
 
-static void *hs_open(const void *confp, const exb_sink_env_t *env, char *errstr,
-                     size_t errstr_size)
+static void *hs_open(const void *confp, const exb_sink_env_t *env, char *errstr, size_t errstr_size)
 {
         const hs_conf_t *conf = confp;
         const char *dept = env && env->dept ? env->dept : "sink";
-        if (!conf->url || (strncasecmp(conf->url, "http://", 7) &&
-                           strncasecmp(conf->url, "https://", 8))) {
+        if (!conf->url ||
+            (strncasecmp(conf->url, "http://", 7) && strncasecmp(conf->url, "https://", 8))) {
                 exb_errf(errstr, errstr_size,
                          "sink http: \"sink.url\": must start with http:// or https://");
                 return NULL;

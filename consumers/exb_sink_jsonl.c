@@ -77,11 +77,11 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#define JL_STATE        ".exbus-jsonl-state.json"
-#define JL_LOCK         ".exbus-jsonl.lock"
-#define JL_STATE_MAX    (64 * 1024 * 1024)
-#define JL_LINE_MAX     (512 * 1024 * 1024) /* a record rendered larger is a dead letter */
-#define JL_PEND_FLUSH   (8 * 1024 * 1024)   /* pending bytes of a stream written out early */
+#define JL_STATE      ".exbus-jsonl-state.json"
+#define JL_LOCK       ".exbus-jsonl.lock"
+#define JL_STATE_MAX  (64 * 1024 * 1024)
+#define JL_LINE_MAX   (512 * 1024 * 1024) /* a record rendered larger is a dead letter */
+#define JL_PEND_FLUSH (8 * 1024 * 1024)   /* pending bytes of a stream written out early */
 
 typedef struct jl_conf_s {
         char *path;
@@ -115,7 +115,8 @@ typedef struct jl_stream_s {
         int64_t committed; /* bytes of the .part file that are committed */
         int64_t written;   /* bytes appended by the current batch */
         int64_t opened_ms;
-        exb_buf_t pend; /* lines of the current batch not yet written */
+        int64_t last_name_ms; /* names only grow, even within one millisecond */
+        exb_buf_t pend;       /* lines of the current batch not yet written */
         int touched;
 } jl_stream_t;
 
@@ -258,10 +259,9 @@ static int state_write(jl_sink_t *sk, int with_written, char *errstr, size_t err
         json_object_set_new(root, "cluster_id",
                             sk->cluster_id ? json_string(sk->cluster_id) : json_null());
         for (int i = 0; i < sk->noffs; i++)
-                json_array_append_new(offs, json_pack("{s:s, s:i, s:I}", "topic",
-                                                      sk->offs[i].topic, "partition",
-                                                      (int)sk->offs[i].partition, "next",
-                                                      (json_int_t)sk->offs[i].next));
+                json_array_append_new(offs, json_pack("{s:s, s:i, s:I}", "topic", sk->offs[i].topic,
+                                                      "partition", (int)sk->offs[i].partition,
+                                                      "next", (json_int_t)sk->offs[i].next));
         for (int i = 0; i < sk->nstreams; i++) {
                 const jl_stream_t *s = &sk->streams[i];
                 if (!s->name)
@@ -269,10 +269,9 @@ static int state_write(jl_sink_t *sk, int with_written, char *errstr, size_t err
                 int64_t bytes = s->committed + (with_written ? s->written : 0);
                 if (!bytes)
                         continue; /* created by a batch that is not committed */
-                json_array_append_new(files,
-                                      json_pack("{s:s, s:s, s:I, s:I}", "resource", s->code,
-                                                "name", s->name, "bytes", (json_int_t)bytes,
-                                                "opened_ms", (json_int_t)s->opened_ms));
+                json_array_append_new(files, json_pack("{s:s, s:s, s:I, s:I}", "resource", s->code,
+                                                       "name", s->name, "bytes", (json_int_t)bytes,
+                                                       "opened_ms", (json_int_t)s->opened_ms));
         }
         json_object_set_new(root, "offsets", offs);
         json_object_set_new(root, "files", files);
@@ -332,6 +331,8 @@ static int stream_create(jl_sink_t *sk, jl_stream_t *s, char *errstr, size_t err
         if (made)
                 fsync_dir(sk->path);
         int64_t ms = exb_now_ms();
+        if (ms <= s->last_name_ms)
+                ms = s->last_name_ms + 1;
         for (int attempt = 0; attempt < 1000; attempt++, ms++) {
                 time_t t = (time_t)(ms / 1000);
                 struct tm tm;
@@ -352,6 +353,7 @@ static int stream_create(jl_sink_t *sk, jl_stream_t *s, char *errstr, size_t err
                 int e = errno;
                 free(pp);
                 if (s->fd >= 0) {
+                        s->last_name_ms = ms;
                         fsync_dir(s->dir);
                         s->committed = s->written = 0;
                         s->opened_ms = exb_now_ms();
@@ -486,8 +488,8 @@ static exb_err_t jl_write(void *opaque, const exb_sink_batch_t *batch, exb_sink_
                 if (!reason && (!r->schema || !r->rec || !r->resource))
                         reason = "no decoded record";
                 if (!reason && !code_valid(r->resource)) {
-                        snprintf(why, sizeof(why), "resource code \"%.64s\" cannot name a directory",
-                                 r->resource);
+                        snprintf(why, sizeof(why),
+                                 "resource code \"%.64s\" cannot name a directory", r->resource);
                         reason = why;
                 }
                 if (!reason && render(sk, r)) {
@@ -651,8 +653,8 @@ static int state_load(jl_sink_t *sk, const exb_sink_env_t *env, char *errstr, si
                         return -1;
                 }
         }
-        const char *old_cluster = root ? json_string_value(json_object_get(root, "cluster_id"))
-                                       : NULL;
+        const char *old_cluster =
+                root ? json_string_value(json_object_get(root, "cluster_id")) : NULL;
         int forget = env && env->cluster_id && old_cluster && strcmp(old_cluster, env->cluster_id);
         if (forget)
                 EXB_WARN("jsonl sink %s: stored offsets are from Kafka cluster %s, not %s: reading "
@@ -668,8 +670,9 @@ static int state_load(jl_sink_t *sk, const exb_sink_env_t *env, char *errstr, si
                 json_t *t = json_object_get(v, "topic"), *p = json_object_get(v, "partition"),
                        *n = json_object_get(v, "next");
                 if (!json_is_string(t) || !json_is_integer(p) || !json_is_integer(n)) {
-                        exb_errf(errstr, errstr_size, "jsonl sink %s: %s: offsets[%zu] is malformed",
-                                 sk->path, JL_STATE, i);
+                        exb_errf(errstr, errstr_size,
+                                 "jsonl sink %s: %s: offsets[%zu] is malformed", sk->path, JL_STATE,
+                                 i);
                         json_decref(root);
                         return -1;
                 }
@@ -706,8 +709,9 @@ static int state_load(jl_sink_t *sk, const exb_sink_env_t *env, char *errstr, si
                                 rc = -1;
                         } else {
                                 s->fd = open(pp, O_WRONLY | O_APPEND | O_CLOEXEC);
-                                if (s->fd < 0 || (st.st_size > s->committed &&
-                                                  (ftruncate(s->fd, s->committed) || fsync(s->fd)))) {
+                                if (s->fd < 0 ||
+                                    (st.st_size > s->committed &&
+                                     (ftruncate(s->fd, s->committed) || fsync(s->fd)))) {
                                         exb_errf(errstr, errstr_size, "jsonl sink %s: %s: %s",
                                                  sk->path, pp, strerror(errno));
                                         rc = -1;
@@ -782,8 +786,7 @@ static void orphans_remove(jl_sink_t *sk)
         closedir(d);
 }
 
-static void *jl_open(const void *confp, const exb_sink_env_t *env, char *errstr,
-                     size_t errstr_size)
+static void *jl_open(const void *confp, const exb_sink_env_t *env, char *errstr, size_t errstr_size)
 {
         const jl_conf_t *conf = confp;
         jl_sink_t *sk = exb_calloc(1, sizeof(*sk));

@@ -25,13 +25,14 @@
  *     broker) are outside the window.
  *  4. Per kind: the median records/s of the runs (min..max), the router's
  *     ratio to the raw median of the same phase, the median share of the
- *     window the main thread was on a CPU, the cores the process used, and
- *     the peak RSS (process, so it includes the broker's stored data) and
- *     its growth during the run (client queues plus newly stored outputs).
- *     -v adds a line per run with the CPU per record of each thread group
- *     and how busy the whole machine was: other load on the machine shows
- *     there, and a main thread that is neither busy nor waiting for a CPU
- *     is starved by the consumer.
+ *     window the main thread was on a CPU, the cores this process used and
+ *     the cores other processes used meanwhile (figures taken while other
+ *     processes use a core are not comparable), and the peak RSS (process,
+ *     so it includes the broker's stored data) and its growth during the
+ *     run (client queues plus newly stored outputs). -v adds two lines per
+ *     run: where the main thread's time went (on a CPU, waiting for one,
+ *     the rest idle: a main thread idle for long is starved by the
+ *     consumer) and the CPU per record of each thread group.
  *
  * -X key=value (repeatable) is passed to every consumer and producer of both
  * kinds, as a router's kafka.* keys are: the way to measure a setting.
@@ -78,6 +79,7 @@ typedef struct run_s {
         double rate;     /* records/s, 0 = failed */
         double main_cpu; /* main thread on a CPU / window */
         double cores;    /* process CPU time / window */
+        double others;   /* cores used by other processes during the window */
         long rss_kib;    /* peak RSS during the run */
         long grow_kib;   /* peak RSS - RSS when the run started */
 } run_t;
@@ -222,11 +224,15 @@ static void window_end(const bench_t *b, const window_t *w, int records, run_t *
         r->rate = records / secs;
         r->main_cpu = (cpu_secs(CLOCK_THREAD_CPUTIME_ID) - w->thr0) / secs;
         r->cores = (cpu_secs(CLOCK_PROCESS_CPUTIME_ID) - w->proc0) / secs;
+        double busy1, total1;
+        machine_jiffies(&busy1, &total1);
+        double busy = total1 > w->total0 ? (busy1 - w->busy0) / (total1 - w->total0) : 0;
+        r->others = busy * (double)sysconf(_SC_NPROCESSORS_ONLN) - r->cores;
+        if (r->others < 0)
+                r->others = 0;
         if (!b->verbose)
                 return;
-        double busy1, total1;
         cpu_by_name_t c1;
-        machine_jiffies(&busy1, &total1);
         cpu_by_name(&c1);
         printf("      %5.0f ms %8.0f/s  main thread: on CPU %3.0f%%, waiting for a CPU %3.0f%%; "
                "process %.2f cores, machine %3.0f%% busy\n"
@@ -537,6 +543,7 @@ static double report(const char *what, const run_t *runs, int k, double raw)
         double med = median(runs, k, offsetof(run_t, rate), &lo, &hi);
         double mc = median(runs, k, offsetof(run_t, main_cpu), NULL, NULL);
         double cores = median(runs, k, offsetof(run_t, cores), NULL, NULL);
+        double others = median(runs, k, offsetof(run_t, others), NULL, NULL);
         long rss = 0, grow = 0;
         for (int i = 0; i < k; i++) {
                 rss = runs[i].rss_kib > rss ? runs[i].rss_kib : rss;
@@ -547,7 +554,8 @@ static double report(const char *what, const run_t *runs, int k, double raw)
                 printf("  %.2f", med / raw);
         else
                 printf("      ");
-        printf("   %3.0f%%  %4.2f  %5ld MiB (+%ld)\n", mc * 100, cores, rss / 1024, grow / 1024);
+        printf("   %3.0f%%  %4.2f  %4.2f  %5ld MiB (+%ld)\n", mc * 100, cores, others, rss / 1024,
+               grow / 1024);
         fflush(stdout);
         return lo > 0 ? med : 0;
 }
@@ -681,8 +689,8 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                 goto done;
         printf("  preload (encode + produce)  %9.0f records/s, %zu bytes/record\n",
                b.n / ((double)(exb_mono_ms() - t0 + 1) / 1000.0), avg);
-        printf("  %-26s %9s %19s  %5s   %4s  %5s  %s\n", "", "median/s", "(min..max)", "ratio",
-               "main", "cores", "peak RSS (growth)");
+        printf("  %-26s %9s %19s  %5s   %4s  %5s %5s  %s\n", "", "median/s", "(min..max)", "ratio",
+               "main", "cores", "other", "peak RSS (growth)");
         fflush(stdout);
         if (phase(&b, 1))
                 goto done;

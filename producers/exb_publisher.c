@@ -58,8 +58,8 @@ const exb_prop_t exb_publisher_props[] = {
         {"data.dir", EXB_PROP_STR, offsetof(exb_publisher_conf_t, data_dir), NULL, ".",
          "Directory for the agent's own files: control-plane cache (producer-control.db) and "
          "snapshot progress (producer-state.db). Created if missing."},
-        {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type),
-         "sqlite|files", "sqlite",
+        {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type), "sqlite|files",
+         "sqlite",
          "Kind of source. sqlite: change capture by triggers into a changelog table. files: a "
          "drop directory of CSV and JSONL files (producers/exb_source_files.c)."},
         {"source.path", EXB_PROP_STR, offsetof(exb_publisher_conf_t, source_path), NULL, NULL,

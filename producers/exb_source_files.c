@@ -133,8 +133,8 @@ static const exb_prop_t fs_props[] = {
          "at first sight; writers should then write NAME.part and rename it)."},
         {"source.files.max.bytes", EXB_PROP_INT, offsetof(fs_conf_t, max_bytes), "1..2147483647",
          "1073741824", "files: a larger file is refused as a whole (moved to refused/)."},
-        {"source.files.max.line.bytes", EXB_PROP_INT, offsetof(fs_conf_t, max_line),
-         "64..67108864", "1048576", "files: a longer record (line) is rejected."},
+        {"source.files.max.line.bytes", EXB_PROP_INT, offsetof(fs_conf_t, max_line), "64..67108864",
+         "1048576", "files: a longer record (line) is rejected."},
         {NULL}};
 
 typedef struct fs_table_s {
@@ -153,9 +153,9 @@ typedef struct fs_cand_s {
 
 /* A record handed out and not yet acknowledged. */
 typedef struct fs_ent_s {
-        int64_t line;      /* first line */
-        int64_t end_off;   /* byte offset after it */
-        int64_t end_lineno;/* line number after it */
+        int64_t line;       /* first line */
+        int64_t end_off;    /* byte offset after it */
+        int64_t end_lineno; /* line number after it */
         int rejected;
 } fs_ent_t;
 
@@ -563,8 +563,8 @@ static int parse_num(const char *p, size_t len, double *v)
 }
 
 /* Maps a text value to its item type. Returns 0, or -1 with why. */
-static int map_text(exb_source_t *src, exb_type_t type, const char *p, size_t len,
-                    exb_val_t *out, char *why, size_t why_size)
+static int map_text(exb_source_t *src, exb_type_t type, const char *p, size_t len, exb_val_t *out,
+                    char *why, size_t why_size)
 {
         char ex[64];
         out->is_null = 0;
@@ -834,19 +834,26 @@ static void file_seek(fs_file_t *f, int64_t off, int64_t lineno)
         f->eof = 0;
 }
 
+/* Where a CSV record scan is: at a field's start, inside an unquoted field,
+ * inside quotes, just after a quote inside quotes (the end, or "" ). A
+ * quote opens a quoted field only at the start of a field, so a stray
+ * quote in an unquoted field (an error csv_split reports) does not swallow
+ * the lines after it. */
+enum { CS_START, CS_PLAIN, CS_QUOTED, CS_QUOTE };
+
 /* Reads the next record into src->rec (line end and a CR before it
  * excluded). CSV records end at a line end outside quotes. A record longer
  * than max.line.bytes is cut there (*too_long) and ends at the next line end,
  * quoted or not (a resync). Returns 1, 0 at the end of the file, or -1 with
  * errstr. *line: its first line; *unclosed: the end of the file came inside
  * quotes. */
-static int read_record(exb_source_t *src, fs_file_t *f, int64_t *line, int *too_long,
-                       int *unclosed, char *errstr, size_t errstr_size)
+static int read_record(exb_source_t *src, fs_file_t *f, int64_t *line, int *too_long, int *unclosed,
+                       char *errstr, size_t errstr_size)
 {
         exb_buf_reset(&src->rec);
         *too_long = *unclosed = 0;
         *line = f->lineno;
-        int inq = 0, any = 0, ended = 0;
+        int cs = CS_START, any = 0, ended = 0;
         size_t max = (size_t)src->conf.max_line;
         while (!ended) {
                 if (f->bpos == f->blen) {
@@ -875,7 +882,7 @@ static int read_record(exb_source_t *src, fs_file_t *f, int64_t *line, int *too_
                 int was_long = *too_long;
                 while (k < avail) {
                         uint8_t c = s[k];
-                        if (c == '\n' && (!inq || *too_long)) {
+                        if (c == '\n' && (cs != CS_QUOTED || *too_long)) {
                                 f->lineno++;
                                 ended = 1;
                                 break;
@@ -884,8 +891,16 @@ static int read_record(exb_source_t *src, fs_file_t *f, int64_t *line, int *too_
                                 *too_long = 1; /* keep scanning to the line end */
                         if (c == '\n')
                                 f->lineno++;
-                        else if (c == '"' && !f->jsonl)
-                                inq = !inq;
+                        else if (f->jsonl)
+                                ;
+                        else if (c == '"')
+                                cs = cs == CS_START || cs == CS_QUOTE ? CS_QUOTED
+                                     : cs == CS_QUOTED                ? CS_QUOTE
+                                                                      : CS_PLAIN;
+                        else if (c == ',' && cs != CS_QUOTED)
+                                cs = CS_START;
+                        else if (cs != CS_QUOTED)
+                                cs = CS_PLAIN;
                         k++;
                 }
                 if (!was_long)
@@ -896,7 +911,7 @@ static int read_record(exb_source_t *src, fs_file_t *f, int64_t *line, int *too_
         }
         if (!any)
                 return 0;
-        if (!ended && inq && !*too_long)
+        if (!ended && cs == CS_QUOTED && !*too_long)
                 *unclosed = 1;
         if (src->rec.len && src->rec.p[src->rec.len - 1] == '\r')
                 src->rec.len--;
@@ -1150,8 +1165,7 @@ static int refuse(exb_source_t *src, const char *name, int64_t size, int64_t mti
 {
         if (fs_exec(src, errstr, errstr_size,
                     "INSERT INTO files(name, size, mtime_ns, hash, state, reason, started,"
-                    " finished) VALUES(%Q, %lld, %lld, %Q, 'refusing', %Q, " FS_NOW ", " FS_NOW
-                    ")",
+                    " finished) VALUES(%Q, %lld, %lld, %Q, 'refusing', %Q, " FS_NOW ", " FS_NOW ")",
                     name, (long long)size, (long long)mtime, hash, why))
                 return -1;
         int64_t fid = sqlite3_last_insert_rowid(src->db);
@@ -1176,10 +1190,10 @@ static int refuse(exb_source_t *src, const char *name, int64_t size, int64_t mti
                 fsync_dir(src->refused_dir);
                 fsync_dir(src->path);
                 rc = fs_exec(src, errstr, errstr_size,
-                             "UPDATE files SET state='refused', moved_to=%Q WHERE fid=%lld",
-                             target, (long long)fid);
-                EXB_ERROR("%s: source.path %s: %s refused: %s (moved to %s)", src->where,
-                          src->path, name, why, to);
+                             "UPDATE files SET state='refused', moved_to=%Q WHERE fid=%lld", target,
+                             (long long)fid);
+                EXB_ERROR("%s: source.path %s: %s refused: %s (moved to %s)", src->where, src->path,
+                          name, why, to);
         }
         exb_buf_free(&b);
         free(target);
@@ -1265,13 +1279,17 @@ static int file_unchanged(const fs_file_t *f)
 
 /* Positions a file for reading: skips a BOM, parses a CSV header.
  * Returns 0, 1 if refused (why), -1 on an I/O error (errstr). */
-static int file_prepare(exb_source_t *src, fs_file_t *f, char *why, size_t why_size,
-                        char *errstr, size_t errstr_size)
+static int file_prepare(exb_source_t *src, fs_file_t *f, char *why, size_t why_size, char *errstr,
+                        size_t errstr_size)
 {
         file_seek(f, 0, 1);
-        unsigned char bom[3];
-        if (f->size >= 3 && pread(f->fd, bom, 3, 0) == 3 && bom[0] == 0xEF && bom[1] == 0xBB &&
-            bom[2] == 0xBF)
+        unsigned char bom[3] = {0};
+        if (f->size >= 2 && pread(f->fd, bom, 3, 0) >= 2 &&
+            ((bom[0] == 0xFF && bom[1] == 0xFE) || (bom[0] == 0xFE && bom[1] == 0xFF))) {
+                exb_errf(why, why_size, "the file is UTF-16; files must be UTF-8");
+                return 1;
+        }
+        if (f->size >= 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF)
                 file_seek(f, 3, 1);
         if (!f->jsonl) {
                 int r = csv_header(src, f, why, why_size, errstr, errstr_size);
@@ -1354,8 +1372,7 @@ static int resume(exb_source_t *src, char *errstr, size_t errstr_size)
         file_free(f);
         free(name);
         if (fs_exec(src, errstr, errstr_size,
-                    "UPDATE files SET state='lost', reason=%Q, finished=" FS_NOW
-                    " WHERE fid=%lld",
+                    "UPDATE files SET state='lost', reason=%Q, finished=" FS_NOW " WHERE fid=%lld",
                     why, (long long)fid))
                 return -1;
         return 2;
@@ -1426,6 +1443,7 @@ static int pickup(exb_source_t *src, char *errstr, size_t errstr_size)
                 src->next_scan = now + FS_SCAN_MS;
                 if (scan(src, errstr, errstr_size))
                         return -1;
+                now = exb_mono_ms(); /* the scan set `since` */
         }
         int best = -1;
         for (int i = 0; i < src->ncands; i++)
@@ -1481,8 +1499,8 @@ static int pickup(exb_source_t *src, char *errstr, size_t errstr_size)
         if (fs_exec(src, errstr, errstr_size,
                     "INSERT INTO files(name, tbl, size, mtime_ns, hash, state, started)"
                     " VALUES(%Q, %Q, %lld, %lld, %Q, 'active', " FS_NOW ")",
-                    f->name, src->tables[f->table].name, (long long)f->size,
-                    (long long)f->mtime_ns, f->hash)) {
+                    f->name, src->tables[f->table].name, (long long)f->size, (long long)f->mtime_ns,
+                    f->hash)) {
                 file_free(f);
                 return -1;
         }
@@ -1595,15 +1613,15 @@ fail:
         return NULL;
 }
 
-static int fs_bind(exb_source_t *src, const exb_source_table_t *tables, int ntables,
-                   char *errstr, size_t errstr_size)
+static int fs_bind(exb_source_t *src, const exb_source_table_t *tables, int ntables, char *errstr,
+                   size_t errstr_size)
 {
         for (int i = 0; i < ntables; i++) {
                 const char *n = tables[i].name;
                 if (!*n || n[0] == '.' || strchr(n, '/')) {
                         exb_errf(errstr, errstr_size,
-                                 "%s: source.table.%s = %s: not a file name prefix", src->where,
-                                 n, tables[i].res->code);
+                                 "%s: source.table.%s = %s: not a file name prefix", src->where, n,
+                                 tables[i].res->code);
                         return -1;
                 }
                 for (int j = 0; j < i; j++)
@@ -1658,8 +1676,8 @@ static int fs_start(exb_source_t *src, char *errstr, size_t errstr_size)
 }
 
 /* Fills chg for the record in src->rec. */
-static void change_fill(exb_source_t *src, fs_file_t *f, int64_t line, int too_long,
-                        int unclosed, exb_change_t *chg)
+static void change_fill(exb_source_t *src, fs_file_t *f, int64_t line, int too_long, int unclosed,
+                        exb_change_t *chg)
 {
         const fs_table_t *t = &src->tables[f->table];
         int nf = t->schema->nfields;
@@ -1693,15 +1711,18 @@ static void change_fill(exb_source_t *src, fs_file_t *f, int64_t line, int too_l
                 snprintf(src->error, sizeof(src->error),
                          "a quoted field is not closed before the end of the file");
         } else if ((bad = utf8_bad((const unsigned char *)p, len)) >= 0) {
-                snprintf(src->error, sizeof(src->error), "not valid UTF-8 (byte %ld of the line)",
+                snprintf(src->error, sizeof(src->error),
+                         "not valid UTF-8 (byte %ld of the line; GBK? files must be UTF-8)",
                          bad + 1);
+        } else if (memchr(p, '\0', len)) {
+                snprintf(src->error, sizeof(src->error), "contains a NUL byte");
         } else if (!f->jsonl) {
                 int n = csv_split(src, p, len, why, sizeof(why));
                 if (n < 0) {
                         snprintf(src->error, sizeof(src->error), "%s", why);
                 } else if (n != f->ncols) {
-                        snprintf(src->error, sizeof(src->error),
-                                 "%d field(s), the header has %d", n, f->ncols);
+                        snprintf(src->error, sizeof(src->error), "%d field(s), the header has %d",
+                                 n, f->ncols);
                 } else {
                         for (int c = 0; c < n && !src->error[0]; c++) {
                                 const fs_field_t *fl = &src->fields[c];
@@ -1767,8 +1788,8 @@ static void change_fill(exb_source_t *src, fs_file_t *f, int64_t line, int too_l
                                         char hint[96];
                                         suggest(t, key, kl, hint, sizeof(hint));
                                         snprintf(src->error, sizeof(src->error),
-                                                 "\"%s\" is not an item of %s%s", ex,
-                                                 t->res->code, hint);
+                                                 "\"%s\" is not an item of %s%s", ex, t->res->code,
+                                                 hint);
                                 } else if (seen[fi]++) {
                                         snprintf(src->error, sizeof(src->error),
                                                  "item \"%s\" appears twice",
@@ -1978,8 +1999,8 @@ fail:
 
 /* A rejection is held until the next ack() and written in its transaction;
  * after a crash before that, the record is read and rejected again. */
-static int fs_reject(exb_source_t *src, const exb_change_t *chg, const char *reason,
-                     char *errstr, size_t errstr_size)
+static int fs_reject(exb_source_t *src, const exb_change_t *chg, const char *reason, char *errstr,
+                     size_t errstr_size)
 {
         (void)errstr;
         (void)errstr_size;

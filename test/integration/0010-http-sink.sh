@@ -16,7 +16,10 @@
 #    middle: after a restart every record of that time still arrives,
 #    exactly once — nothing was committed before a 2xx;
 #  - the auth header, taken from the environment, reached the service on
-#    every request and never the consumer's log.
+#    every request and never the consumer's log;
+#  - TLS: an unknown CA is refused by default (nothing sent), a private CA
+#    is trusted with sink.tls.ca.file, and a service that requires a client
+#    certificate gets one with sink.tls.cert.file/key.file.
 source "$(dirname "$0")/lib.sh"
 
 RES=370600-GA-0001
@@ -116,16 +119,19 @@ wait_for "$PHASE1 changes on the delivery topic" 120 count_published $PHASE1
 wait_for "$((PHASE1 - 1)) records accepted by the service" 180 accepted_at_least $((PHASE1 - 1))
 wait_for "the bad record dead-lettered" 30 sh -c "[ \"\$(sqlite3 '$DLQ' 'SELECT count(*) FROM exb_dead_letters' 2>/dev/null)\" = 1 ]"
 
-# exactly_once — every published event id accepted once or dead-lettered, nothing else.
+# exactly_once [STATE...] — every published event id accepted once (by the
+# services together) or dead-lettered, nothing else.
 exactly_once() {
         published | sort >"$T/published.txt"
         dlq_events | sort >"$T/dlq.txt"
-        python3 - "$T/web.json" "$T/published.txt" "$T/dlq.txt" <<'EOF'
+        python3 - "$T/published.txt" "$T/dlq.txt" "$T/web.json" "$@" <<'EOF'
 import json, sys
-s = json.load(open(sys.argv[1]))
-pub = open(sys.argv[2]).read().split()
-dlq = set(open(sys.argv[3]).read().split())
-acc = s["events"]
+pub = open(sys.argv[1]).read().split()
+dlq = set(open(sys.argv[2]).read().split())
+acc = {}
+for f in sys.argv[3:]:
+    for e, n in json.load(open(f))["events"].items():
+        acc[e] = acc.get(e, 0) + n
 problems = []
 if len(pub) != len(set(pub)):
     problems.append("an event id published twice")
@@ -192,6 +198,45 @@ wait_for "all $((PHASE1 + 20 - 1)) records accepted" 120 accepted_at_least $((PH
 check "after the crash: every record exactly once, or dead-lettered" "ok" "$(exactly_once)"
 check "after the crash: the service's table equals the provider's" "ok" "$(same_table)"
 check "still one dead letter" "1" "$(sql "$DLQ" "SELECT count(*) FROM exb_dead_letters")"
+
+# TLS: the service's certificate is verified by default; sink.tls.ca.file
+# trusts a private CA; sink.tls.cert.file/key.file answer a service that
+# requires a client certificate (mutual TLS).
+stop gjj
+PKI=$T/pki
+mkdir -p "$PKI"
+(
+        cd "$PKI"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=exbus test CA"
+        openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.0.0.1"
+        printf 'subjectAltName=IP:127.0.0.1\n' >srv.ext
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile srv.ext
+        openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj "/CN=GJJ"
+        openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 2
+) >"$T/pki.log" 2>&1 || fail "openssl: cannot make the test certificates (see $T/pki.log)"
+start webtls python3 "$EXB_SRC/test/integration/http_receiver.py" "$T/webtls.port" "$T/webtls.json" "" \
+        "$PKI/srv.pem" "$PKI/srv.key" "$PKI/ca.pem"
+wait_for "the HTTPS service" 10 test -s "$T/webtls.port"
+http_consumer_conf "$T/gjj-tls.conf" GJJ "https://127.0.0.1:$(cat "$T/webtls.port")/exbus/GJJ"
+# log_since LINE PATTERN — PATTERN in the consumer's log after line LINE.
+log_since() { tail -n +"$(($1 + 1))" "$T/gjj.log" | grep -q "$2"; }
+python3 "$EXB_SRC/test/integration/gen.py" person "$SRC" 5 --start 200
+L=$(wc -l <"$T/gjj.log")
+start gjj "$EXBUS" consumer -c "$T/gjj-tls.conf"
+wait_for "a certificate from an unknown CA refused" 60 log_since "$L" "sink down: .*SSL certificate problem"
+stop gjj
+echo "sink.tls.ca.file = $PKI/ca.pem" >>"$T/gjj-tls.conf"
+L=$(wc -l <"$T/gjj.log")
+start gjj "$EXBUS" consumer -c "$T/gjj-tls.conf"
+wait_for "refused without a client certificate" 60 log_since "$L" "sink down: http sink https://"
+stop gjj
+check "nothing reached the service before the client was trusted" "0" \
+        "$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['events']))" "$T/webtls.json")"
+printf 'sink.tls.cert.file = %s\nsink.tls.key.file = %s\n' "$PKI/cli.pem" "$PKI/cli.key" >>"$T/gjj-tls.conf"
+start gjj "$EXBUS" consumer -c "$T/gjj-tls.conf"
+tls_accepted() { [ "$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['events']))" "$T/webtls.json")" -ge 5 ]; }
+wait_for "5 records accepted over mutual TLS" 60 tls_accepted
+check "over TLS too: every record exactly once, or dead-lettered" "ok" "$(exactly_once "$T/webtls.json")"
 check "the auth header never in the consumer's log" "0" "$(grep -c "$TOKEN" "$T/gjj.log" || true)"
 stop producer router gjj
 finish

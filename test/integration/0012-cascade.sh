@@ -6,7 +6,7 @@
 # province's broker going down and coming back while data flows: forwarding
 # pauses and resumes in order without loss.
 source "$(dirname "$0")/lib.sh"
-[ -z "${EXBUS_TEST_BROKERS:-}" ] || log "three nodes need three brokers: this test always uses embedded ones"
+embedded_only "three nodes need three brokers (and SIGUSR1/SIGUSR2 of exbus broker to take one down): it always runs on embedded ones"
 
 node() { # NAME — an embedded broker for one node; prints its bootstrap list
         start "broker-$1" "$EXBUS" broker --data-dir "$T/$1"

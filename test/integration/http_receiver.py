@@ -3,9 +3,11 @@
 HTTP sink's batches, keeps each accepted body once by its Idempotency-Key,
 and fails in scripted ways.
 
-  http_receiver.py PORT_FILE STATE_FILE SCRIPT
+  http_receiver.py PORT_FILE STATE_FILE SCRIPT [CERT KEY CLIENT_CA]
 
-Listens on an ephemeral loopback port (written to PORT_FILE). After every
+Listens on an ephemeral loopback port (written to PORT_FILE); with CERT and
+KEY it speaks HTTPS only, and with CLIENT_CA it also requires a client
+certificate signed by that CA (mutual TLS). After every
 request the state is written to STATE_FILE (atomically, JSON):
   posts        POSTs received
   statuses     {"200": n, "503": n, "400": n, "slow": n, "drop": n, ...}
@@ -38,6 +40,7 @@ Expected auth: the header line in the environment variable EXB_HTTP_AUTH.
 import hashlib
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -205,6 +208,13 @@ def main():
     parse_script(spec)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    if len(sys.argv) > 5:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+        if len(sys.argv) > 6:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(sys.argv[6])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     with lock:
         save()
     tmp = port_file + ".tmp"

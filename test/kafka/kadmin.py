@@ -3,10 +3,11 @@
 
     kadmin.py reset BOOTSTRAP
         Gives the next integration test an exchange of its own on a shared
-        cluster: deletes every exb.* topic and every consumer group, waits
-        until they are gone, then creates exb.control (1 partition,
-        compacted) and exb.audit (1 partition), as `exbus broker` does on
-        the embedded broker. A group still holding a member (a role killed
+        cluster: deletes every exb.* topic, every consumer group, every ACL
+        and every SCRAM user but `admin`, waits until the topics are gone,
+        then creates exb.control (1 partition, compacted) and exb.audit
+        (1 partition), as `exbus broker` does on the embedded broker, and
+        waits until the broker serves them. A group still holding a member (a role killed
         with -9 by the previous test) cannot be deleted until the broker
         expires that member: its session timeout, 6 s in exbus. It is retried
         for up to 60 s.
@@ -109,6 +110,8 @@ def reset(bootstrap):
             raise SystemExit("kadmin reset: cannot delete topics: %s" %
                              "; ".join("%s: %s" % (t, e.str()) for t, e in failed.items()))
     delete_groups(adm, deadline)
+    acls = delete_acls(adm)
+    users = delete_users(adm)
     while exb_topics(adm):
         if time.monotonic() > deadline:
             raise SystemExit("kadmin reset: topics still listed after deletion: %s" %
@@ -125,7 +128,68 @@ def reset(bootstrap):
             raise SystemExit("kadmin reset: cannot create topics: %s" %
                              "; ".join("%s: %s" % (t, e.str()) for t, e in failed.items()))
         time.sleep(0.5)  # the deletion of the old partitions still in progress
-    print("reset: deleted %d exb.* topics; created exb.control, exb.audit" % len(topics))
+    retries = wait_served(bootstrap, ["exb.control", "exb.audit"], deadline)
+    print("reset: deleted %d exb.* topics, %d ACLs, %d SCRAM users; created exb.control, exb.audit "
+          "(served after %d retries)" % (len(topics), acls, users, retries))
+
+
+def delete_acls(adm):
+    """Deletes every ACL (`exbus acl sync` of an earlier test). Returns the count."""
+    from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                               AclOperation.ANY, AclPermissionType.ANY)
+    try:
+        deleted = adm.delete_acls([any_acl], request_timeout=TIMEOUT)[any_acl].result()
+    except KafkaException as e:
+        if "SECURITY_DISABLED" in e.args[0].name():  # a broker without an authorizer
+            return 0
+        raise SystemExit("kadmin reset: cannot delete ACLs: %s" % e.args[0].str())
+    return len(deleted)
+
+
+def delete_users(adm):
+    """Deletes every SCRAM user but `admin` (created at format time). Returns the count."""
+    from confluent_kafka.admin import UserScramCredentialDeletion
+    try:
+        creds = adm.describe_user_scram_credentials(request_timeout=TIMEOUT).result()
+    except KafkaException as e:
+        raise SystemExit("kadmin reset: cannot list SCRAM users: %s" % e.args[0].str())
+    dels = [UserScramCredentialDeletion(user, info.mechanism)
+            for user, d in creds.items() if user != "admin" for info in d.scram_credential_infos]
+    if dels:
+        failed = wait_futures(adm.alter_user_scram_credentials(dels, request_timeout=TIMEOUT),
+                              "delete user")
+        if failed:
+            raise SystemExit("kadmin reset: cannot delete SCRAM users: %s" %
+                             "; ".join("%s: %s" % (u, e.str()) for u, e in failed.items()))
+    return len({d.user for d in dels})
+
+
+def wait_served(bootstrap, topics, deadline):
+    """Waits until partition 0 of each topic answers ListOffsets: CreateTopics
+    returns when the controller has committed the topic, and the broker takes
+    a moment more (longer while it deletes the old partitions) to become its
+    leader; until then a reader gets NOT_LEADER_OR_FOLLOWER or
+    UNKNOWN_TOPIC_OR_PART. Returns how many queries failed first."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "exbus-kadmin-probe",
+                  "enable.auto.commit": False})
+    retries = 0
+    try:
+        for t in topics:
+            while True:
+                try:
+                    c.get_watermark_offsets(TopicPartition(t, 0), timeout=5, cached=False)
+                    break
+                except KafkaException as e:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("kadmin reset: %s [0] not served: %s" % (t, e.args[0].str()))
+                    retries += 1
+                    time.sleep(0.1)
+    finally:
+        c.close()
+    return retries
 
 
 def add_user(bootstrap, name):

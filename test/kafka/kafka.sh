@@ -265,5 +265,5 @@ status) status ;;
 add-user) [ $# -eq 2 ] || die "usage: kafka.sh [-d DIR] add-user NAME"; add_user "$2" ;;
 destroy) stop; rm -rf "$DIR" ;;
 fetch) fetch ;;
-*) sed -n '2,9p' "$0" >&2; exit 2 ;;
+*) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

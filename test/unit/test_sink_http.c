@@ -80,10 +80,10 @@ typedef struct {
         long fixed_status;    /* every call answers this */
         /* what happened */
         int calls;
-        char keys[MAXC][65];  /* Idempotency-Key of each call */
-        int nrecs[MAXC];      /* records in each call */
-        size_t blen[MAXC];    /* body bytes of each call */
-        int repeats;          /* accepted bodies sent again */
+        char keys[MAXC][65]; /* Idempotency-Key of each call */
+        int nrecs[MAXC];     /* records in each call */
+        size_t blen[MAXC];   /* body bytes of each call */
+        int repeats;         /* accepted bodies sent again */
         int naccepted;
         char accepted[MAXC][65];
         json_t *events; /* event_id -> times accepted in distinct bodies */
@@ -434,9 +434,8 @@ static void test_body_and_key(void **state)
         assert_string_equal(json_string_value(json_object_get(r0, "event_id")), "ev-0001-0-10");
         assert_string_equal(json_string_value(json_object_get(r0, "source")), "GA");
         assert_int_equal(json_integer_value(json_object_get(r0, "ts_ms")), 1768465800000);
-        assert_string_equal(
-                json_string_value(json_object_get(json_object_get(r0, "data"), "name")),
-                "张三 \"quoted\"\n");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(r0, "data"), "name")),
+                            "张三 \"quoted\"\n");
         assert_string_equal(json_string_value(json_object_get(json_object_get(r0, "data"), "id")),
                             "K10");
         assert_int_equal(json_integer_value(json_object_get(r0, "schema_id")), 42);
@@ -554,9 +553,11 @@ static void test_bisect(void **state)
         assert_non_null(strstr(reason, "invalid name"));
         assert_non_null(strstr(reason, "ev-0001-0-105"));
         free(reason);
-        assert_int_equal(dlq_int(&t, "SELECT count(*) FROM exb_dead_letters WHERE CAST(key AS TEXT)='K105' AND "
-                                     "topic='" TOPIC_A "' AND partition=0 AND length(value)=5"),
-                         1);
+        assert_int_equal(
+                dlq_int(&t,
+                        "SELECT count(*) FROM exb_dead_letters WHERE CAST(key AS TEXT)='K105' AND "
+                        "topic='" TOPIC_A "' AND partition=0 AND length(value)=5"),
+                1);
         free(b);
         exb_schema_destroy(s);
         hs_close_t(&t);
@@ -647,8 +648,8 @@ static void test_partial(void **state)
         assert_int_equal(hs_write_t(&t, b2, &res), EXB_OK);
         assert_string_equal(t.fake.keys[3], t.fake.keys[2]); /* re-sent as is */
         assert_int_equal(t.fake.repeats, 1);
-        assert_int_equal(res.replays, 20);  /* chunks 1 and 2 */
-        assert_int_equal(res.upserts, 33);  /* 10 + 10 before, 13 now */
+        assert_int_equal(res.replays, 20); /* chunks 1 and 2 */
+        assert_int_equal(res.upserts, 33); /* 10 + 10 before, 13 now */
         for (int i = 0; i < 36; i++) {
                 char ev[40];
                 snprintf(ev, sizeof(ev), "ev-0001-%d-%d", i % 2, i);
@@ -727,8 +728,8 @@ static void test_dead_letters(void **state)
         for (int c = 1; c <= t.fake.calls; c++)
                 assert_true(t.fake.blen[c] <= 1024);
         for (int c = 1; c <= t.fake.calls; c++) {
-                json_t *recs = json_object_get(json_array_get(t.fake.bodies, (size_t)c - 1),
-                                               "records");
+                json_t *recs =
+                        json_object_get(json_array_get(t.fake.bodies, (size_t)c - 1), "records");
                 size_t i;
                 json_t *r;
                 json_array_foreach(recs, i, r)
@@ -753,8 +754,7 @@ static void test_conf(void **state)
                 const char *secret; /* must not appear */
         } bad[] = {
                 {{NULL}, "missing required key \"sink.url\"", NULL},
-                {{"sink.url=ftp://x/y"}, "\"sink.url\": must start with http:// or https://",
-                 NULL},
+                {{"sink.url=ftp://x/y"}, "\"sink.url\": must start with http:// or https://", NULL},
                 {{"sink.url=http://"}, "\"sink.url\": not a valid URL", NULL},
                 {{"sink.url=http://x/", "sink.auth.header=Authorization: Bearer topsecret",
                   "sink.auth.header.env=EXB_TEST_AUTH"},
@@ -769,9 +769,7 @@ static void test_conf(void **state)
                 {{"sink.url=http://x/", "sink.auth.header.env=EXB_TEST_AUTH_CRLF"},
                  "\"sink.auth.header.env\": not one header line",
                  "topsecret"},
-                {{"sink.url=https://x/", "sink.tls.cert.file=/etc/hostname"},
-                 "go together",
-                 NULL},
+                {{"sink.url=https://x/", "sink.tls.cert.file=/etc/hostname"}, "go together", NULL},
                 {{"sink.url=https://x/", "sink.tls.ca.file=/nonexistent/ca.pem"},
                  "\"sink.tls.ca.file\": cannot read /nonexistent/ca.pem",
                  NULL},
@@ -792,8 +790,8 @@ static void test_conf(void **state)
         }
         /* from the environment */
         setenv("EXB_TEST_AUTH", "Authorization: Bearer from-env", 1);
-        static const char *const kv[] = {"sink.url=http://x/",
-                                         "sink.auth.header.env=EXB_TEST_AUTH", NULL};
+        static const char *const kv[] = {"sink.url=http://x/", "sink.auth.header.env=EXB_TEST_AUTH",
+                                         NULL};
         if (!hs_open_kv(&t, "conf-env", kv))
                 fail_msg("%s", t.err);
         exb_schema_t *s = schema();
@@ -832,7 +830,8 @@ static void *srv_main(void *opaque)
                 size_t got = 0;
                 char *end = NULL;
                 ssize_t n;
-                while (!end && got < sizeof(buf) - 1 && (n = read(c, buf + got, sizeof(buf) - 1 - got)) > 0) {
+                while (!end && got < sizeof(buf) - 1 &&
+                       (n = read(c, buf + got, sizeof(buf) - 1 - got)) > 0) {
                         got += (size_t)n;
                         buf[got] = '\0';
                         end = strstr(buf, "\r\n\r\n");
@@ -931,7 +930,8 @@ static void test_curl(void **state)
         assert_non_null(strstr(sv.headers, "POST /exbus/in HTTP/1.1\r\n"));
         assert_non_null(strstr(sv.headers, "\r\nX-Api-Key: k-42\r\n"));
         assert_non_null(strstr(sv.headers, "\r\nIdempotency-Key: "));
-        assert_non_null(strstr(sv.headers, "\r\nContent-Type: application/json; charset=utf-8\r\n"));
+        assert_non_null(
+                strstr(sv.headers, "\r\nContent-Type: application/json; charset=utf-8\r\n"));
         assert_null(strstr(sv.headers, "Expect:"));
         assert_true(sv.body_len > 100);
 
