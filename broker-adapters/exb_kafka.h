@@ -106,7 +106,9 @@ int exb_producer_poll(exb_producer_t *p, int timeout_ms);
 /* Waits until everything queued is delivered or failed. EXB_ERR_RETRY on timeout. */
 exb_err_t exb_producer_flush(exb_producer_t *p, int timeout_ms);
 int exb_producer_outq_len(exb_producer_t *p);
-/* Fatal error of the idempotent producer (message gaps): EXB_ERR_FATAL with errstr, else EXB_OK. */
+/* Fatal error of the idempotent producer (message gaps): EXB_ERR_FATAL with
+ * errstr (replace the producer), EXB_ERR_INVALID with errstr if it was refused
+ * authorization (a new producer would fail alike: stop), else EXB_OK. */
 exb_err_t exb_producer_fatal(exb_producer_t *p, char *errstr, size_t errstr_size);
 
 /* ---------------------------------------------------------------- consumer */
@@ -200,7 +202,8 @@ exb_err_t exb_consumer_resume(exb_consumer_t *c);
 exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partition,
                             int64_t offset);
 
-/* Low and high watermarks of a partition, queried from the broker. */
+/* Low and high watermarks of a partition, queried from the broker.
+ * EXB_ERR_FATAL if the principal may not describe the topic. */
 exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t partition,
                                   int64_t *lo, int64_t *hi, int timeout_ms);
 /* The cluster id (for cache invalidation; "mockCluster..." for an embedded

@@ -281,6 +281,22 @@ static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr, s
                          rd_kafka_err2name(err), fs);
                 return -1;
         }
+        /* Authorization failures do not heal by waiting: the ACLs must
+         * change (exbus acl sync). A group-less consumer never joins its
+         * private group, so a refused coordinator lookup of it is harmless. */
+        if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+            (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED && c->grouped)) {
+                char name[256] = "";
+                size_t n = sizeof(name);
+                if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+                        rd_kafka_conf_get(rd_kafka_conf(c->rk), "group.id", name, &n);
+                else if (rkm->rkt)
+                        snprintf(name, sizeof(name), "%s", rd_kafka_topic_name(rkm->rkt));
+                exb_errf(errstr, errstr_size, "consumer: not authorized to read %s %s: %s",
+                         err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ? "group" : "topic",
+                         name[0] ? name : "(subscribed)", rd_kafka_message_errstr(rkm));
+                return -1;
+        }
         if (rkm->rkt)
                 EXB_WARN("consumer %s: %s [%d]: %s", rd_kafka_name(c->rk),
                          rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
@@ -449,6 +465,27 @@ exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partit
         return exb_kerr(c->rk, err);
 }
 
+/* A topic the principal may not DESCRIBE looks to the watermark query like
+ * one that does not exist (librdkafka: "Unknown partition"); a metadata
+ * request naming it tells the two apart. Returns
+ * TOPIC_AUTHORIZATION_FAILED for such a topic, else err. */
+static rd_kafka_resp_err_t topic_denied(exb_consumer_t *c, const char *topic, int timeout_ms,
+                                        rd_kafka_resp_err_t err)
+{
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+        if (!rkt)
+                return err;
+        if (!rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms)) {
+                if (md->topic_cnt == 1 &&
+                    md->topics[0].err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+                        err = md->topics[0].err;
+                rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        return err;
+}
+
 exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t partition,
                                   int64_t *lo, int64_t *hi, int timeout_ms)
 {
@@ -457,10 +494,16 @@ exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t 
          * NOT_LEADER / UNKNOWN_PARTITION. Retry those until the deadline. */
         int64_t deadline = exb_mono_ms() + timeout_ms;
         rd_kafka_resp_err_t err;
+        int checked = 0;
         for (;;) {
                 int64_t left = deadline - exb_mono_ms();
                 err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi,
                                                        left > 0 ? (int)left : 1);
+                if (!checked && (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                                 err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
+                        checked = 1;
+                        err = topic_denied(c, topic, left > 0 ? (int)left : 1, err);
+                }
                 if (!err || left <= 0 ||
                     !(err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
                       err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||

@@ -244,6 +244,17 @@ exb_err_t exb_producer_fatal(exb_producer_t *p, char *errstr, size_t errstr_size
         rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->rk, es, sizeof(es));
         if (!err)
                 return EXB_OK;
+        /* Not allowed to produce at all (e.g. no WRITE on any topic: the
+         * idempotent producer's InitProducerId is refused): a new producer
+         * would fail the same way, only new ACLs or credentials help. */
+        if (err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+            err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+            err == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED ||
+            err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) {
+                exb_errf(errstr, errstr_size, "producer: not authorized: %s: %s",
+                         rd_kafka_err2name(err), es);
+                return EXB_ERR_INVALID;
+        }
         exb_errf(errstr, errstr_size, "producer: fatal error %s: %s", rd_kafka_err2name(err), es);
         return EXB_ERR_FATAL;
 }

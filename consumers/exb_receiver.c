@@ -65,6 +65,9 @@ const exb_prop_t exb_receiver_props[] = {
         {"group.id", EXB_PROP_STR, offsetof(exb_receiver_conf_t, group_id), NULL, NULL,
          "Consumer group (default exbus-consumer-<dept>). Instances sharing it share the "
          "partitions."},
+        {"batch.linger.ms", EXB_PROP_INT, offsetof(exb_receiver_conf_t, linger_ms), "0..60000", "0",
+         "How long a batch may wait to fill up once its first record is in (fewer, larger sink "
+         "writes: HTTP POSTs, JSONL appends) at the cost of that much latency."},
         {"batch.size", EXB_PROP_INT, offsetof(exb_receiver_conf_t, batch_size), "1..100000", "2000",
          "Records per batch; a batch is one sink transaction."},
         {"kafka.", EXB_PROP_PREFIX, offsetof(exb_receiver_conf_t, kafka), NULL, NULL,
@@ -101,6 +104,7 @@ struct exb_receiver_s {
         char *dept, *brokers, *data_dir, *group_id, *cluster_id;
         char prefix[64]; /* "exb.deliver.<dept>." */
         int batch_size;
+        int linger_ms;
         const exb_sink_plugin_t *plugin;
         void *sink_conf;
         void *sink;
@@ -110,6 +114,7 @@ struct exb_receiver_s {
         rc_schema_t *schemas;
         int last_schema;
         int synced; /* control plane synced during this batch */
+        uint64_t checked_gen; /* control generation of the last check_readable() */
         int nparts;
         rc_part_t *parts;
         /* batch buffers, batch_size each */
@@ -361,9 +366,43 @@ static int backoff_wait(exb_receiver_t *rcv, int timeout_ms, char *errstr, size_
         return 1;
 }
 
+/* Is every delivery topic of this department's active subscriptions
+ * readable by the principal we log in as? With a pattern subscription a
+ * topic the principal may not DESCRIBE is invisible, so without this check an
+ * unauthorized reader would wait forever. A watermark query asks the broker
+ * about the topic by name: an authorization failure is the only fatal answer
+ * (a topic not created yet or a broker out of reach is left for later).
+ * Returns -1 with errstr naming the topic, else 0. */
+static int check_readable(exb_receiver_t *rcv, char *errstr, size_t errstr_size)
+{
+        exb_sub_t *subs;
+        int ns = exb_control_subs(rcv->ctl, &subs), rc = 0;
+        int64_t now = exb_now_ms(), lo, hi;
+        char topic[256];
+        rcv->checked_gen = exb_control_generation(rcv->ctl);
+        for (int i = 0; i < ns && !rc; i++) {
+                if (strcmp(subs[i].subscriber, rcv->dept) || !exb_sub_active(&subs[i], now))
+                        continue;
+                exb_sub_topic(&subs[i], topic, sizeof(topic));
+                if (exb_consumer_watermarks(rcv->consumer, topic, 0, &lo, &hi, 1000) ==
+                    EXB_ERR_FATAL) {
+                        exb_errf(errstr, errstr_size,
+                                 "consumer %s: not authorized to read %s (ask the exchange "
+                                 "operator: exbus acl sync)",
+                                 rcv->dept, topic);
+                        rc = -1;
+                }
+        }
+        exb_subs_free(subs, ns);
+        return rc;
+}
+
 int exb_receiver_poll(exb_receiver_t *rcv, int timeout_ms, char *errstr, size_t errstr_size)
 {
         exb_control_poll(rcv->ctl);
+        if (exb_control_generation(rcv->ctl) != rcv->checked_gen &&
+            check_readable(rcv, errstr, errstr_size) < 0)
+                return -1;
         if (rcv->plugin->tick) /* time-driven sink work, e.g. file rotation */
                 rcv->plugin->tick(rcv->sink);
         if (rcv->paused) {
@@ -374,6 +413,19 @@ int exb_receiver_poll(exb_receiver_t *rcv, int timeout_ms, char *errstr, size_t 
         }
         int n = exb_consumer_poll(rcv->consumer, rcv->msgs, rcv->batch_size, timeout_ms, errstr,
                                   errstr_size);
+        /* batch.linger.ms: wait a little for a fuller batch (fewer, larger
+         * sink writes, e.g. HTTP POSTs) once the first record is in. */
+        for (int64_t until = exb_mono_ms() + rcv->linger_ms;
+             n > 0 && n < rcv->batch_size && exb_mono_ms() < until;) {
+                int more = exb_consumer_poll(rcv->consumer, rcv->msgs + n, rcv->batch_size - n,
+                                             (int)(until - exb_mono_ms()), errstr, errstr_size);
+                if (more < 0) {
+                        for (int i = 0; i < n; i++)
+                                exb_msg_release(&rcv->msgs[i]);
+                        return -1;
+                }
+                n += more;
+        }
         if (n <= 0)
                 return n;
         rcv->stats.consumed += (uint64_t)n;
@@ -555,6 +607,7 @@ exb_receiver_t *exb_receiver_new(const exb_receiver_conf_t *conf, char *errstr, 
         }
         snprintf(rcv->prefix, sizeof(rcv->prefix), "exb.deliver.%s.", conf->dept);
         rcv->batch_size = conf->batch_size > 0 ? conf->batch_size : 2000;
+        rcv->linger_ms = conf->linger_ms;
         size_t bs = (size_t)rcv->batch_size;
         rcv->msgs = exb_calloc(bs, sizeof(*rcv->msgs));
         rcv->recs = exb_calloc(bs, sizeof(*rcv->recs));
@@ -585,6 +638,8 @@ exb_receiver_t *exb_receiver_new(const exb_receiver_conf_t *conf, char *errstr, 
         rcv->cluster_id = exb_consumer_cluster_id(rcv->consumer, 5000);
         exb_sink_env_t env = {rcv->dept, rcv->data_dir, rcv->cluster_id, rcv->brokers};
         if (!(rcv->sink = plugin->open(rcv->sink_conf, &env, errstr, errstr_size)))
+                goto fail;
+        if (check_readable(rcv, errstr, errstr_size) < 0)
                 goto fail;
         char pattern[128];
         snprintf(pattern, sizeof(pattern), "^exb\\.deliver\\.%s\\..*", rcv->dept);

@@ -29,7 +29,8 @@
  *
  * A sink that is down (EXB_ERR_RETRY from write): the batch is dropped, the
  * consumer paused and every partition rewound to the sink's next offset;
- * after a backoff (250 ms doubling to 30 s) consumption resumes and the
+ * after a backoff (250 ms doubling to 30 s, each wait drawn between half
+ * and all of the step, so agents do not retry in lockstep) consumption resumes and the
  * same records are offered again.
  *
  * Poll-driven: exb_receiver_poll() does one step and returns, so `exbus
@@ -53,6 +54,7 @@ typedef struct exb_receiver_conf_s {
         exb_conf_kvs_t sink; /* other sink.* keys: checked against the sink's own table */
         char *group_id;      /* NULL = exbus-consumer-<dept> */
         int batch_size;
+        int linger_ms; /* batch.linger.ms */
         exb_conf_kvs_t kafka; /* kafka.* passed through */
 } exb_receiver_conf_t;
 

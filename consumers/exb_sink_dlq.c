@@ -55,8 +55,8 @@ int exb_sink_dlq_add(exb_sink_dlq_t *d, const exb_sink_rec_t *rec, const char *r
         sqlite3_bind_text(d->ins, 1, rec->topic, -1, SQLITE_STATIC);
         sqlite3_bind_int(d->ins, 2, rec->partition);
         sqlite3_bind_int64(d->ins, 3, rec->offset);
-        if (rec->key)
-                sqlite3_bind_blob(d->ins, 4, rec->key, (int)rec->key_len, SQLITE_STATIC);
+        if (rec->key) /* keys are UTF-8 text (DESIGN §3), as in the SQLite sink */
+                sqlite3_bind_text(d->ins, 4, rec->key, (int)rec->key_len, SQLITE_STATIC);
         else
                 sqlite3_bind_null(d->ins, 4);
         if (rec->value)

@@ -5,6 +5,7 @@
  *
  * Each department authenticates as the principal User:<department code>.
  *   every department   READ, DESCRIBE  topic exb.control            (replays the catalog)
+ *   (and the router)   DESCRIBE        group prefix exbus-groupless- (see below)
  *   a provider         WRITE, DESCRIBE topic prefix exb.ingest.<code>.
  *   a subscriber       READ, DESCRIBE  topic exb.deliver.<code>.<resource>, one per
  *                                      active subscription (revoking removes it)
@@ -13,6 +14,11 @@
  *   (--router, default WRITE, DESCRIBE, CREATE topic prefixes exb.deliver., exb.dlq.
  *    User:exbus-router) WRITE, DESCRIBE, CREATE topic exb.audit; READ, DESCRIBE exb.control
  *                      READ            group exbus-router
+ * Control-plane reads are group-less, but librdkafka still looks up the
+ * coordinator of their private group exbus-groupless-<pid> (FindCoordinator
+ * needs DESCRIBE on the group): without that grant every agent logs "Group
+ * authorization failed" for its whole life. Such a group is never joined and
+ * never commits, so DESCRIBE on it shows nothing of anyone's.
  * Operators (catalog import, sub approve, acl sync) are super users of the
  * cluster (super.users), and so is nothing else. librdkafka 2.0.2 cannot
  * express TransactionalId ACLs: for exactly-once routing on a cluster with
@@ -67,11 +73,13 @@ static void wanted(exb_control_t *ctl, const char *router, acl_set_t *s)
         static const exb_acl_op_t wr[] = {EXB_ACL_WRITE, EXB_ACL_DESCRIBE};
         static const exb_acl_op_t wrc[] = {EXB_ACL_WRITE, EXB_ACL_DESCRIBE, EXB_ACL_CREATE};
         static const exb_acl_op_t grp[] = {EXB_ACL_READ};
+        static const exb_acl_op_t gdesc[] = {EXB_ACL_DESCRIBE};
         char **depts, name[256], principal[80];
         int nd = exb_control_departments(ctl, &depts);
         for (int i = 0; i < nd; i++) {
                 snprintf(principal, sizeof(principal), "User:%s", depts[i]);
                 want(s, EXB_ACL_TOPIC, EXB_ACL_LITERAL, EXB_CONTROL_TOPIC, principal, rd, 2);
+                want(s, EXB_ACL_GROUP, EXB_ACL_PREFIXED, "exbus-groupless-", principal, gdesc, 1);
                 snprintf(name, sizeof(name), "exbus-consumer-%s", depts[i]);
                 want(s, EXB_ACL_GROUP, EXB_ACL_PREFIXED, name, principal, grp, 1);
                 if (exb_sql_int(exb_control_db(ctl), 0,
@@ -98,6 +106,7 @@ static void wanted(exb_control_t *ctl, const char *router, acl_set_t *s)
         want(s, EXB_ACL_TOPIC, EXB_ACL_LITERAL, EXB_AUDIT_TOPIC, router, wrc, 3);
         want(s, EXB_ACL_TOPIC, EXB_ACL_LITERAL, EXB_CONTROL_TOPIC, router, rd, 2);
         want(s, EXB_ACL_GROUP, EXB_ACL_LITERAL, "exbus-router", router, grp, 1);
+        want(s, EXB_ACL_GROUP, EXB_ACL_PREFIXED, "exbus-groupless-", router, gdesc, 1);
 }
 
 /* Is a cluster ACL one exbus manages (a managed principal on an exbus resource)? */

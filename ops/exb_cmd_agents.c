@@ -6,6 +6,7 @@
 #include "exb_cli.h"
 #include "exb_publisher.h"
 #include "exb_receiver.h"
+#include "exb_source.h"
 #include "exb_sink.h"
 #include "exb_router.h"
 
@@ -81,6 +82,7 @@ int exb_cmd_conf(exb_cli_t *cli, int argc, char **argv)
                "properties file (`key = value`, `#` comments); unknown keys are errors, and "
                "a bad value stops the role before it touches any data.\n\n");
         exb_conf_print(exb_publisher_props, "Producer agent (`exbus producer -c FILE`)", stdout);
+        exb_conf_print(exb_source_files.props, "Producer source `files`", stdout);
         exb_conf_print(exb_router_props, "Router (`exbus router -c FILE`)", stdout);
         exb_conf_print(exb_receiver_props, "Consumer agent (`exbus consumer -c FILE`)", stdout);
         static const char *sinks[] = {"sqlite", "http", "jsonl", "uplink"};

@@ -329,6 +329,7 @@ struct exb_publisher_s {
         int backoff_ms;
         int64_t retry_at; /* mono ms */
         char fail_reason[512];
+        char denied[600]; /* a delivery refused for good (not authorized): stop */
         exb_buf_t enc, key;
         exb_record_t rec;
         exb_publisher_stats_t stats;
@@ -395,6 +396,18 @@ static void on_delivery(void *opaque, void *msg_opaque, exb_err_t err, const cha
         s->state = SLOT_FAILED;
         s->ring->failed = 1;
         pub->stats.failed++;
+        /* FATAL here is an authorization or authentication failure, or the
+         * idempotent producer itself failed (replaced by recover()). The
+         * former no retry can cure: the agent stops, naming the topic. */
+        if (err == EXB_ERR_FATAL && !pub->denied[0]) {
+                char why[512];
+                exb_err_t pf = pub->producer ? exb_producer_fatal(pub->producer, why, sizeof(why))
+                                             : EXB_OK;
+                if (pf != EXB_ERR_FATAL)
+                        snprintf(pub->denied, sizeof(pub->denied),
+                                 "%s (ask the exchange operator: exbus acl sync)",
+                                 pf == EXB_ERR_INVALID ? why : errstr);
+        }
         if (!pub->fail_reason[0])
                 snprintf(pub->fail_reason, sizeof(pub->fail_reason), "%s", errstr);
 }
@@ -813,6 +826,10 @@ int exb_publisher_poll(exb_publisher_t *pub, int timeout_ms, char *errstr, size_
                 pub->done_pos = last;
         }
         ack(pub);
+        if (pub->denied[0]) {
+                exb_errf(errstr, errstr_size, "%s: %s", pub->where, pub->denied);
+                return -1;
+        }
         if (pub->ring.failed && recover(pub, &pub->ring)) {
                 pub->plugin->rewind(pub->src, pub->done_pos);
                 pub->last_taken = pub->done_pos;
@@ -946,6 +963,11 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                 if ((n || pub->rej_pending) && ack(pub) == 0 && last > saved) {
                         snap_save(pub, state, state_path, run, t->name, last, 0);
                         saved = last;
+                }
+                if (pub->denied[0]) {
+                        exb_errf(errstr, errstr_size, "%s: %s", pub->where, pub->denied);
+                        rc = -1;
+                        break;
                 }
                 if (ring->failed && recover(pub, ring)) {
                         cursor = last;

@@ -236,7 +236,7 @@ static void test_conf_file(void **state)
                  "\"source.path\"?)"},
                 {"data/producer_type.conf",
                  "data/producer_type.conf:2: \"source.type\": invalid value \"oracle\" (one of "
-                 "sqlite)"},
+                 "sqlite|files)"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 es[0] = '\0';

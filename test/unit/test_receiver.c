@@ -735,7 +735,8 @@ static void test_conf(void **state)
                 exb_conf_free(exb_receiver_props, &c);
         }
         assert_non_null(exb_sink_find("sqlite"));
-        assert_null(exb_sink_find("jsonl"));
+        assert_non_null(exb_sink_find("jsonl"));
+        assert_null(exb_sink_find("oracle"));
 }
 
 /* ------------------------------------------------------------ broker tests */

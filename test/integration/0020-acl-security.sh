@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Per-department security on a real Kafka with ACLs (DESIGN §7): each
+# department logs in as its own SCRAM principal and `exbus acl sync` grants
+# exactly what the catalog and the approved subscriptions call for.
+#
+#   GA  provides 370600-GA-0001 and publishes it as User:GA;
+#   GJJ subscribes to it and receives it as User:GJJ;
+#   RS  tries to read GJJ's deliveries and to write GA's ingest topic: both
+#       agents stop within 60 s with an authorization error naming the topic;
+#   after `exbus sub revoke`, GJJ can no longer read its delivery topic.
+# Operators (catalog import, sub approve/revoke, acl sync) and the router use
+# the PLAINTEXT listener, whose clients are super users of the test broker.
+# No password may appear in any log.
+source "$(dirname "$0")/lib.sh"
+real_broker_only "ACLs need a broker with an authorizer and SCRAM users"
+
+start_broker
+SASL=$EXBUS_TEST_BROKERS_SASL
+exbus catalog import "$EXB_SRC/ops/examples/catalog.json" >/dev/null
+exbus acl sync >"$T/acl-sync.log" 2>&1 || fail "acl sync: $(cat "$T/acl-sync.log")"
+check "acl sync grants GA write on its ingest prefix" "1" \
+        "$(grep -c '^+ User:GA .*prefixed  *exb\.ingest\.GA\. .*WRITE' "$T/acl-sync.log")"
+
+PW_GA=ga-$RANDOM$RANDOM-secret PW_RS=rs-$RANDOM$RANDOM-secret PW_GJJ=gjj-$RANDOM$RANDOM-secret
+add_scram_user GA "$PW_GA"
+add_scram_user RS "$PW_RS"
+add_scram_user GJJ "$PW_GJJ"
+
+GJJ_SUB=$(exbus sub request --subscriber GJJ --resource 370600-GA-0001 \
+        --items id_number,name,region --purpose "公积金提取身份核验")
+exbus sub approve "$GJJ_SUB" >"$T/approve.log" 2>&1 || fail "sub approve: $(cat "$T/approve.log")"
+exbus acl sync --dry-run >"$T/acl-dry.log" 2>&1 || fail "acl sync --dry-run: $(cat "$T/acl-dry.log")"
+check "acl sync is idempotent (dry run after approve: no difference)" "0" \
+        "$(grep -c '^[+-] ' "$T/acl-dry.log" || true)"
+check "GJJ may read its delivery topic" "1" \
+        "$(exbus acl list | grep -c '^  User:GJJ .*literal  *exb\.deliver\.GJJ\.370600-GA-0001 .*READ')"
+
+# sasl_conf FILE USER PASSWORD — a role authenticates as USER (kafka.* keys).
+sasl_conf() {
+        printf 'kafka.security.protocol = SASL_PLAINTEXT\nkafka.sasl.mechanisms = SCRAM-SHA-512\nkafka.sasl.username = %s\nkafka.sasl.password = %s\n' \
+                "$2" "$3" >>"$1"
+}
+# as_dept NAME COMMAND... — a role started on the SASL listener.
+as_dept() { local n=$1; shift; start "$n" env EXBUS_BROKERS="$SASL" "$@"; }
+
+SRC=$T/ga.db GJJ=$T/gjj.db
+sqlite3 "$SRC" "$(python3 "$EXB_SRC/test/integration/gen.py" ddl person)"
+producer_conf "$T/producer.conf" GA "$SRC" person=370600-GA-0001
+sasl_conf "$T/producer.conf" GA "$PW_GA"
+router_conf "$T/router.conf"
+consumer_conf "$T/gjj.conf" GJJ "$GJJ"
+sasl_conf "$T/gjj.conf" GJJ "$PW_GJJ"
+as_dept producer "$EXBUS" producer -c "$T/producer.conf"
+start router "$EXBUS" router -c "$T/router.conf"
+as_dept gjj "$EXBUS" consumer -c "$T/gjj.conf"
+wait_for "producer installed its triggers" 30 \
+        sh -c "sqlite3 '$SRC' \"SELECT name FROM sqlite_master WHERE name='exb_person_ins'\" | grep -q ."
+python3 "$EXB_SRC/test/integration/gen.py" person "$SRC" 20
+wait_rows "$GJJ" 370600-GA-0001 20 60
+check "GJJ, logged in as itself, received GA's records" "20" "$(row_count "$GJJ" 370600-GA-0001)"
+
+# expect_denied NAME TOPIC — role NAME (started with as_dept) exits non-zero
+# within 60 s, and says on its log that it may not use TOPIC.
+expect_denied() {
+        local var="PID_${1//-/_}" rc=0 deadline=$((SECONDS + 60))
+        while kill -0 "${!var}" 2>/dev/null; do
+                [ $SECONDS -lt $deadline ] || fail "$1 still running after 60 s (hangs instead of failing)"
+                sleep 0.2
+        done
+        wait "${!var}" || rc=$?
+        check "$1 exits with status 1 (not a hang, not a crash)" "1" "$rc"
+        check "$1 names $2 in an authorization error" "1" \
+                "$(grep -i 'authoriz' "$T/$1.log" | grep -c -m1 -F "$2" || true)"
+}
+
+# RS reads GJJ's deliveries: its consumer (dept GJJ, logged in as RS) stops.
+consumer_conf "$T/rs-reader.conf" GJJ "$T/rs-stolen.db"
+sasl_conf "$T/rs-reader.conf" RS "$PW_RS"
+as_dept rs-reader "$EXBUS" consumer -c "$T/rs-reader.conf"
+expect_denied rs-reader exb.deliver.GJJ.370600-GA-0001
+check "RS got no GJJ delivery" "0" "$(row_count "$T/rs-stolen.db" 370600-GA-0001 | tail -n1)"
+
+# RS writes GA's ingest topic: its producer (dept GA, logged in as RS) stops.
+RS_SRC=$T/rs-forged.db
+sqlite3 "$RS_SRC" "$(python3 "$EXB_SRC/test/integration/gen.py" ddl person)"
+producer_conf "$T/rs-writer.conf" GA "$RS_SRC" person=370600-GA-0001
+sed -i "s|producer-GA|producer-RS-as-GA|" "$T/rs-writer.conf"
+sasl_conf "$T/rs-writer.conf" RS "$PW_RS"
+as_dept rs-writer "$EXBUS" producer -c "$T/rs-writer.conf"
+wait_for "RS's producer installed its triggers (or stopped)" 30 sh -c \
+        "sqlite3 '$RS_SRC' \"SELECT name FROM sqlite_master WHERE name='exb_person_ins'\" | grep -q . || ! kill -0 $PID_rs_writer"
+python3 "$EXB_SRC/test/integration/gen.py" person "$RS_SRC" 3 --start 500 2>/dev/null || true
+expect_denied rs-writer exb.ingest.GA.370600-GA-0001
+sleep 1
+check "no forged record reached GJJ" "20" "$(row_count "$GJJ" 370600-GA-0001)"
+
+# Revocation removes GJJ's read ACL: a fresh read as GJJ is refused.
+kcat_conf() { # FILE USER PASSWORD
+        printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=SCRAM-SHA-512\nsasl.username=%s\nsasl.password=%s\n' \
+                "$2" "$3" >"$1"
+}
+kcat_conf "$T/gjj.kcat" GJJ "$PW_GJJ"
+read_as_gjj() {
+        timeout 30 kcat -F "$T/gjj.kcat" -b "$SASL" -C -t exb.deliver.GJJ.370600-GA-0001 -o beginning \
+                -e -q -f '%o\n' 2>>"$T/kcat.log"
+}
+check "before the revocation GJJ reads its topic with kcat" "20" "$(read_as_gjj | wc -l)"
+exbus sub revoke "$GJJ_SUB" --reason "协议到期" >"$T/revoke.log" 2>&1 || fail "sub revoke: $(cat "$T/revoke.log")"
+check "revocation removed GJJ's read ACL" "0" \
+        "$(exbus acl list | grep -c 'User:GJJ .*exb\.deliver\.' || true)"
+: >"$T/kcat.log"
+rc=0
+read_as_gjj >/dev/null || rc=$?
+check "a fresh read as GJJ after the revocation fails" "1" "$([ $rc -ne 0 ] && echo 1 || echo 0)"
+check "kcat says why: topic authorization failed" "1" \
+        "$(grep -ci 'authoriz' "$T/kcat.log" | sed 's/^[1-9][0-9]*$/1/')"
+exbus acl sync --dry-run >"$T/acl-dry2.log" 2>&1
+check "acl sync after revoke: nothing left to do" "0" "$(grep -c '^[+-] ' "$T/acl-dry2.log" || true)"
+
+# The running GJJ consumer: a fetch refused after the revocation stops it with
+# the error naming the topic; if the metadata refresh drops the topic from its
+# pattern subscription first, it just has nothing more to read.
+sleep 2
+if kill -0 "$PID_gjj" 2>/dev/null; then
+        log "gjj consumer still running: the topic left its subscription before a fetch was refused"
+        stop gjj
+else
+        expect_denied gjj exb.deliver.GJJ.370600-GA-0001
+fi
+stop producer router
+check "no password in any log" "" \
+        "$(grep -l -F -e "$PW_GA" -e "$PW_RS" -e "$PW_GJJ" "$T"/*.log || true)"
+finish
