@@ -33,13 +33,18 @@
  *   consumer: enable.auto.commit=true, enable.auto.offset.store=false,
  *             auto.offset.reset=earliest, fetch.wait.max.ms=100,
  *             session.timeout.ms=6000, heartbeat.interval.ms=2000,
- *             queued.min.messages=100000, enable.partition.eof=false
- * Measured (librdkafka 2.0.2, embedded broker, 1M x 200-byte records,
- * consume -> produce, 2 shared cores): these defaults and librdkafka's own
- * are within noise of each other, 0.25-0.4M msg/s. What does decide
- * consumer throughput on the embedded broker is the size of the batches the
- * records were produced in: the mock returns one message set per partition
- * per Fetch (1-record batches: ~8k msg/s; 10: ~200k; 100+: over 1M).
+ *             queued.min.messages=500000, queued.max.messages.kbytes=65536,
+ *             enable.partition.eof=false
+ * Consumer throughput in librdkafka 2.0.x is capped at about one prefetch
+ * per second: fetching pauses when the consumer queue reaches the queued.*
+ * limits and resumes only at the broker thread's 1 s tick (fetch.queue.
+ * backoff.ms arrived in 2.2). With librdkafka's 100000 that caps a busy
+ * consumer at ~100-200k msg/s once fetches are large (a real broker returns
+ * up to 1 MiB per partition); 500000 holds a second of the router's rate on
+ * 2 cores, at the cost of more memory while a backlog is prefetched. The
+ * embedded broker returns one stored batch per partition per Fetch, so
+ * records produced in tiny batches read back slowly there (1-record
+ * batches: ~8k msg/s; 100+: over 1M). See docs/PERFORMANCE.md.
  * A group-less consumer also gets a private group.id (librdkafka requires one
  * for assign; kafka.group.id names it on clusters with group ACLs); it never
  * joins that group and never commits.

@@ -46,11 +46,13 @@
  * rdkafka_broker.c rd_kafka_broker_consumer_serve() then sleeps until
  * rd_kafka_max_block_ms; made configurable as fetch.queue.backoff.ms in
  * 2.2.0). A consumer that drains the limit in less than a second therefore
- * idles for the rest of it: with librdkafka's 100000 messages, about 100k
- * records/s at most, whatever the CPU. The limits must hold a second of the
- * fastest consumer (the router): 500000 records and 64 MiB of payload,
- * measured ~450 bytes of RSS per queued 128-byte record, ~225 MiB at most
- * plus one fetch response. docs/PERFORMANCE.md has the measurements. */
+ * idles for the rest of it: with librdkafka's 100000 messages, about
+ * 100-200k records/s at most, whatever the CPU. The limits must hold a
+ * second of the fastest consumer (the router, ~300-450k records/s on 2
+ * cores): 500000 records or 64 MiB of payload. The cost is memory while a
+ * backlog is prefetched: measured +256 MiB RSS for 128-byte records
+ * (librdkafka's limits: +57 MiB). A slow sink can lower them with
+ * kafka.queued.min.messages. docs/PERFORMANCE.md has the measurements. */
 static const exb_kprop_t consumer_defaults[] = {
         {"enable.auto.commit", "true"},    {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"},

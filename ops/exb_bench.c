@@ -44,15 +44,11 @@
 #include "exb_router.h"
 #include "exb_sample.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,36 +255,6 @@ static void window_rss(const window_t *w, run_t *r)
 
 /* ---------------------------------------------------------------- the runs */
 
-/* Sets TCP_NODELAY on this process's listening TCP sockets whose port is in
- * the bootstrap list. librdkafka 2.0.2's mock broker leaves Nagle on, so a
- * small response sent while another is unacknowledged waits for the
- * client's delayed ACK: measured as a ~45 ms tail on every flush. Accepted
- * sockets inherit the option from the listener (Linux). Returns the number
- * of sockets set. */
-static int mock_nodelay(const char *bootstraps)
-{
-        int n = 0;
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        while (d && (de = readdir(d))) {
-                int fd = atoi(de->d_name), listening = 0, one = 1;
-                struct sockaddr_in sa;
-                socklen_t len = sizeof(sa), ll = sizeof(listening);
-                char port[16];
-                if (de->d_name[0] == '.' || fd == dirfd(d) ||
-                    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) || !listening ||
-                    getsockname(fd, (struct sockaddr *)&sa, &len) || sa.sin_family != AF_INET)
-                        continue;
-                snprintf(port, sizeof(port), ":%d", ntohs(sa.sin_port));
-                const char *p = strstr(bootstraps, port);
-                if (p && (p[strlen(port)] == '\0' || p[strlen(port)] == ',') &&
-                    !setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
-                        n++;
-        }
-        if (d)
-                closedir(d);
-        return n;
-}
 
 static void count_dr(void *opaque, void *msg_opaque, exb_err_t err, const char *errstr,
                      int32_t partition, int64_t offset)
@@ -665,7 +631,6 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                 return 1;
         }
         b.bs = exb_embedded_bootstraps(emb);
-        mock_nodelay(b.bs);
         exb_topic_spec_t base[] = {{EXB_CONTROL_TOPIC, 1, 1}, {BENCH_RAW_TOPIC, b.partitions, 0}};
         if (exb_admin_ensure_topics(b.bs, NULL, 0, base, 2, 10000, err, sizeof(err)) ||
             !(b.ctl = exb_control_new(b.bs, NULL, 0, NULL, 10000, err, sizeof(err))) ||
