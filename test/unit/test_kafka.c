@@ -137,9 +137,11 @@ static void test_ensure_topics_foreign_embedded(void **state)
         int64_t t0 = exb_mono_ms();
         assert_int_equal(exb_admin_ensure_topics(bs, NULL, 0, specs, 1, 1500, es, sizeof(es)),
                          EXB_ERR_RETRY);
-        assert_in_range(exb_mono_ms() - t0, 1400, 3000); /* waited, bounded */
-        assert_string_equal(es, "topic late does not exist yet (the embedded broker creates "
-                                "topics from the catalog)");
+        assert_in_range(exb_mono_ms() - t0, 1400, 6000); /* waited, bounded (valgrind is slow) */
+        /* Usually "topic late does not exist yet (...)"; a slow run (valgrind)
+         * can time out on the metadata request itself: same advice either way. */
+        assert_non_null(strstr(es, "late"));
+        assert_non_null(strstr(es, "(the embedded broker creates topics from the catalog)"));
 
         pthread_t th;
         pthread_create(&th, NULL, create_later, mc);
