@@ -75,6 +75,7 @@ typedef struct rt_resource_s {
 
 typedef struct rt_plan_s {
         int built;
+        int broken;            /* the filter cannot be bound: deliver nothing */
         int *src;              /* per delivery field: writer field index or -1 */
         exb_filter_t *filter;  /* bound to the writer schema, NULL = all */
 } rt_plan_t;
@@ -405,7 +406,7 @@ static rt_plan_t *plan_for(rt_schema_t *s, int k)
                                   rt->sub->id, err);
                         exb_filter_destroy(p->filter);
                         p->filter = NULL;
-                        p->src[0] = -2; /* marks "deliver nothing" */
+                        p->broken = 1;
                 }
         }
         p->built = 1;
@@ -576,7 +577,7 @@ static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_record
         rt_plan_t *p = plan_for(s, k);
         exb_op_t op = rec->op;
         rt->stats->in++;
-        if (p->src[0] == -2) {
+        if (p->broken) {
                 rt->stats->filtered++;
                 return;
         }
