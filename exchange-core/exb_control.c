@@ -433,20 +433,38 @@ char *exb_control_schema_resource(exb_control_t *ctl, int32_t id, const char *ki
                        (long long)id, kind);
 }
 
-int exb_control_departments(exb_control_t *ctl, char ***codes)
+/* First column of every row as new strings; returns the count. */
+static int codes_query(exb_control_t *ctl, char ***codes, const char *fmt, ...)
 {
+        va_list ap;
+        va_start(ap, fmt);
+        char *sql = sqlite3_vmprintf(fmt, ap);
+        va_end(ap);
         sqlite3_stmt *st;
         int n = 0;
         *codes = NULL;
-        if (sqlite3_prepare_v2(ctl->db, "SELECT code FROM departments ORDER BY code", -1, &st,
-                               NULL) != SQLITE_OK)
-                return 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                *codes = exb_realloc(*codes, sizeof(char *) * (size_t)(n + 1));
-                (*codes)[n++] = exb_strdup((const char *)sqlite3_column_text(st, 0));
+        if (sql && sqlite3_prepare_v2(ctl->db, sql, -1, &st, NULL) == SQLITE_OK) {
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        *codes = exb_realloc(*codes, sizeof(char *) * (size_t)(n + 1));
+                        (*codes)[n++] = exb_strdup((const char *)sqlite3_column_text(st, 0));
+                }
+                sqlite3_finalize(st);
         }
-        sqlite3_finalize(st);
+        sqlite3_free(sql);
         return n;
+}
+
+int exb_control_departments(exb_control_t *ctl, char ***codes)
+{
+        return codes_query(ctl, codes, "SELECT code FROM departments ORDER BY code");
+}
+
+int exb_control_resources(exb_control_t *ctl, const char *provider, char ***codes)
+{
+        return provider ? codes_query(ctl, codes,
+                                      "SELECT code FROM resources WHERE provider=%Q ORDER BY code",
+                                      provider)
+                        : codes_query(ctl, codes, "SELECT code FROM resources ORDER BY code");
 }
 
 /* JSON array of strings -> new char*[] */

@@ -82,6 +82,8 @@ exb_schema_t *exb_control_schema(exb_control_t *ctl, int32_t id);
 char *exb_control_schema_resource(exb_control_t *ctl, int32_t id, const char *kind);
 /* Department codes (caller frees each and the array); returns count. */
 int exb_control_departments(exb_control_t *ctl, char ***codes);
+/* Resource codes, of one provider or all (provider NULL); freed like the above. */
+int exb_control_resources(exb_control_t *ctl, const char *provider, char ***codes);
 
 typedef enum {
         EXB_SUB_REQUESTED = 0,

@@ -266,31 +266,30 @@ static void ensure_delivery_topics(exb_router_t *rtr)
 static void table_build(exb_router_t *rtr)
 {
         table_free(rtr);
-        sqlite3 *db = exb_control_db(rtr->ctl);
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db, "SELECT code FROM resources ORDER BY code", -1, &st, NULL) ==
-            SQLITE_OK) {
-                while (sqlite3_step(st) == SQLITE_ROW) {
-                        const char *code = (const char *)sqlite3_column_text(st, 0);
-                        exb_resource_t *res = exb_control_resource(rtr->ctl, code, NULL);
-                        char err[512];
-                        exb_schema_t *is = res ? exb_resource_schema(res, err, sizeof(err)) : NULL;
-                        if (!is) {
-                                exb_resource_destroy(res);
-                                continue;
-                        }
-                        rtr->res = exb_realloc(rtr->res, sizeof(rt_resource_t) * (size_t)(rtr->nres + 1));
-                        rt_resource_t *r = &rtr->res[rtr->nres++];
-                        memset(r, 0, sizeof(*r));
-                        r->res = res;
-                        r->ingest_schema = is;
-                        char topic[256];
-                        snprintf(topic, sizeof(topic), "exb.ingest.%s.%s", res->provider, res->code);
-                        r->ingest_topic = exb_strdup(topic);
-                        r->stats = stats_get(rtr, "", res->provider, res->code);
+        char **codes;
+        int ncodes = exb_control_resources(rtr->ctl, NULL, &codes);
+        for (int c = 0; c < ncodes; c++) {
+                const char *code = codes[c];
+                exb_resource_t *res = exb_control_resource(rtr->ctl, code, NULL);
+                char err[512];
+                exb_schema_t *is = res ? exb_resource_schema(res, err, sizeof(err)) : NULL;
+                if (!is) {
+                        exb_resource_destroy(res);
+                        continue;
                 }
-                sqlite3_finalize(st);
+                rtr->res = exb_realloc(rtr->res, sizeof(rt_resource_t) * (size_t)(rtr->nres + 1));
+                rt_resource_t *r = &rtr->res[rtr->nres++];
+                memset(r, 0, sizeof(*r));
+                r->res = res;
+                r->ingest_schema = is;
+                char topic[256];
+                snprintf(topic, sizeof(topic), "exb.ingest.%s.%s", res->provider, res->code);
+                r->ingest_topic = exb_strdup(topic);
+                r->stats = stats_get(rtr, "", res->provider, res->code);
         }
+        for (int c = 0; c < ncodes; c++)
+                free(codes[c]);
+        free(codes);
         exb_sub_t *subs;
         int nsubs = exb_control_subs(rtr->ctl, &subs);
         int64_t now = exb_now_ms();

@@ -31,7 +31,6 @@
  * and deletes what is no longer wanted; --dry-run prints the difference.
  */
 #include "exb_cli.h"
-#include "exb_sql.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -82,11 +81,13 @@ static void wanted(exb_control_t *ctl, const char *router, acl_set_t *s)
                 want(s, EXB_ACL_GROUP, EXB_ACL_PREFIXED, "exbus-groupless-", principal, gdesc, 1);
                 snprintf(name, sizeof(name), "exbus-consumer-%s", depts[i]);
                 want(s, EXB_ACL_GROUP, EXB_ACL_PREFIXED, name, principal, grp, 1);
-                if (exb_sql_int(exb_control_db(ctl), 0,
-                                "SELECT count(*) FROM resources WHERE provider=%Q", depts[i])) {
+                char **provided;
+                int np = exb_control_resources(ctl, depts[i], &provided);
+                if (np) {
                         snprintf(name, sizeof(name), "exb.ingest.%s.", depts[i]);
                         want(s, EXB_ACL_TOPIC, EXB_ACL_PREFIXED, name, principal, wr, 2);
                 }
+                exb_cli_strv_free(provided, np);
         }
         exb_cli_strv_free(depts, nd);
         exb_sub_t *subs;
@@ -109,8 +110,9 @@ static void wanted(exb_control_t *ctl, const char *router, acl_set_t *s)
         want(s, EXB_ACL_GROUP, EXB_ACL_PREFIXED, "exbus-groupless-", router, gdesc, 1);
 }
 
-/* Is a cluster ACL one exbus manages (a managed principal on an exbus resource)? */
-static int managed(const exb_acl_t *a, exb_control_t *ctl, const char *router)
+/* Is a cluster ACL one exbus manages (a managed principal on an exbus resource)?
+ * depts: the catalog's department codes. */
+static int managed(const exb_acl_t *a, char **depts, int nd, const char *router)
 {
         if (a->restype == EXB_ACL_TOPIC ? strncmp(a->name, "exb.", 4)
             : a->restype == EXB_ACL_GROUP ? strncmp(a->name, "exbus-", 6)
@@ -118,9 +120,10 @@ static int managed(const exb_acl_t *a, exb_control_t *ctl, const char *router)
                 return 0;
         if (!strcmp(a->principal, router))
                 return 1;
-        return !strncmp(a->principal, "User:", 5) &&
-               exb_sql_int(exb_control_db(ctl), 0, "SELECT count(*) FROM departments WHERE code=%Q",
-                           a->principal + 5) > 0;
+        for (int i = 0; !strncmp(a->principal, "User:", 5) && i < nd; i++)
+                if (!strcmp(a->principal + 5, depts[i]))
+                        return 1;
+        return 0;
 }
 
 static void print_acl(const char *sign, const exb_acl_t *a)
@@ -152,8 +155,10 @@ int exb_cli_acl_sync(exb_cli_t *cli, exb_control_t *ctl, const char *router, int
                 if (!acl_in(&w.v[i], &cur) && !acl_in(&w.v[i], &add))
                         want(&add, w.v[i].restype, w.v[i].pattern, w.v[i].name, w.v[i].principal,
                              &w.v[i].op, 1);
+        char **depts;
+        int nd = exb_control_departments(ctl, &depts);
         for (int i = 0; i < nh; i++)
-                if (managed(&have[i], ctl, router) && !acl_in(&have[i], &w))
+                if (managed(&have[i], depts, nd, router) && !acl_in(&have[i], &w))
                         want(&del, have[i].restype, have[i].pattern, have[i].name,
                              have[i].principal, &have[i].op, 1);
         for (int i = 0; i < add.n && !quiet; i++)
@@ -178,6 +183,7 @@ int exb_cli_acl_sync(exb_cli_t *cli, exb_control_t *ctl, const char *router, int
         exb_acls_free(add.v, add.n);
         exb_acls_free(del.v, del.n);
         exb_acls_free(have, nh);
+        exb_cli_strv_free(depts, nd);
         return rc;
 }
 
