@@ -31,7 +31,8 @@
  *             queue.buffering.max.kbytes=1048576, batch.num.messages=10000,
  *             partitioner=murmur2_random (Java-compatible key hashing)
  *   consumer: enable.auto.commit=true, enable.auto.offset.store=false,
- *             auto.offset.reset=earliest, fetch.wait.max.ms=100,
+ *             isolation.level=read_committed (never sees aborted or open
+ *             transactions' messages), auto.offset.reset=earliest, fetch.wait.max.ms=100,
  *             session.timeout.ms=6000, heartbeat.interval.ms=2000,
  *             queued.min.messages=500000, queued.max.messages.kbytes=65536,
  *             enable.partition.eof=false
@@ -188,6 +189,14 @@ int exb_msg_header(const exb_msg_t *msg, const char *name, const void **value, s
  * entries (hdrs may be NULL with max 0; borrowed from msg). */
 int exb_msg_headers(const exb_msg_t *msg, exb_header_t *hdrs, int max);
 
+/* Group-less: the next offset to read of topic/partition as far as this
+ * consumer knows (after the last message returned, or the end of the
+ * partition once a poll found it there), -1 if nothing was read yet. A
+ * reader "up to the high watermark" compares this, not the last message's
+ * offset + 1: transaction markers take offsets but are never returned, so
+ * the last message of a transactional topic sits below hi - 1. */
+int64_t exb_consumer_position(exb_consumer_t *c, const char *topic, int32_t partition);
+
 /* Marks topic/partition as consumed up to next_offset (exclusive); committed
  * by the auto-committer (or exb_consumer_commit). EXB_ERR_INVALID if the
  * partition is not assigned to this consumer (any more): nothing is stored,
@@ -206,6 +215,9 @@ exb_err_t exb_consumer_resume(exb_consumer_t *c);
  * assigned. Waits up to 10 s. Messages fetched before are dropped. */
 exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partition,
                             int64_t offset);
+/* Rewinds every assigned partition to the group's committed offset (the
+ * beginning if none): after an aborted transaction. Waits up to timeout_ms. */
+exb_err_t exb_consumer_rewind(exb_consumer_t *c, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* Low and high watermarks of a partition, queried from the broker.
  * EXB_ERR_FATAL if the principal may not describe the topic. */
@@ -214,6 +226,43 @@ exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t 
 /* The cluster id (for cache invalidation; "mockCluster..." for an embedded
  * broker), or NULL. Caller frees with free(). */
 char *exb_consumer_cluster_id(exb_consumer_t *c, int timeout_ms);
+
+/* ------------------------------------------------------------ transactions */
+
+/* A producer made with a kafka.transactional.id (in props) writes in Kafka
+ * transactions: consume-transform-produce with the consumer's offsets
+ * committed in the same transaction (exactly once, KIP-447 fencing by the
+ * consumer group's generation). Only against a real Kafka: the embedded
+ * broker accepts the calls but writes no markers and keeps no transactional
+ * offsets. Delivery reports still come, one per message; a failed one makes
+ * the transaction fail to commit.
+ *
+ * Errors: EXB_ERR_RETRY = the transaction is aborted (abortable error, or
+ * a commit that was refused): call exb_producer_txn_abort(), rewind the
+ * consumer (exb_consumer_rewind) and route again; EXB_ERR_FATAL = this
+ * producer is fenced (another instance with the same transactional.id, or
+ * a fatal idempotence error): stop; EXB_ERR_INVALID = not authorized
+ * (TransactionalId ACL missing): stop. Retriable errors (timeouts,
+ * coordinator moves) are retried inside, up to timeout_ms. */
+exb_err_t exb_producer_txn_init(exb_producer_t *p, int timeout_ms, char *errstr,
+                                size_t errstr_size);
+exb_err_t exb_producer_txn_begin(exb_producer_t *p, char *errstr, size_t errstr_size);
+
+/* A consumer position: next offset to read of topic/partition. */
+typedef struct exb_offset_s {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+} exb_offset_t;
+
+/* Flushes the transaction's messages, adds offs (the group of consumer c)
+ * to it and commits. */
+exb_err_t exb_producer_txn_commit(exb_producer_t *p, exb_consumer_t *c, const exb_offset_t *offs,
+                                  int n, int timeout_ms, char *errstr, size_t errstr_size);
+/* Aborts the open transaction: its messages are never seen by
+ * read_committed consumers (purged if still queued). */
+exb_err_t exb_producer_txn_abort(exb_producer_t *p, int timeout_ms, char *errstr,
+                                 size_t errstr_size);
 
 /* ------------------------------------------------------------------- admin */
 

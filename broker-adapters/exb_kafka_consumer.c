@@ -55,6 +55,7 @@
  * kafka.queued.min.messages. docs/PERFORMANCE.md has the measurements. */
 static const exb_kprop_t consumer_defaults[] = {
         {"enable.auto.commit", "true"},    {"enable.auto.offset.store", "false"},
+        {"isolation.level", "read_committed"},
         {"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"},
         {"session.timeout.ms", "6000"},    {"heartbeat.interval.ms", "2000"},
         {"queued.min.messages", "500000"}, {"queued.max.messages.kbytes", "65536"},
@@ -69,7 +70,30 @@ struct exb_consumer_s {
         exb_rebalance_t rb;
         rd_kafka_message_t **batch;
         int batch_cap;
+        exb_offset_t *pos; /* group-less: next offset per partition read */
+        int npos;
 };
+
+/* Group-less: records that topic/partition has been read up to next. */
+static void pos_set(exb_consumer_t *c, const char *topic, int32_t partition, int64_t next)
+{
+        for (int i = 0; i < c->npos; i++)
+                if (c->pos[i].partition == partition && !strcmp(c->pos[i].topic, topic)) {
+                        if (next > c->pos[i].offset)
+                                c->pos[i].offset = next;
+                        return;
+                }
+        c->pos = exb_realloc(c->pos, sizeof(*c->pos) * (size_t)(c->npos + 1));
+        c->pos[c->npos++] = (exb_offset_t){exb_strdup(topic), partition, next};
+}
+
+int64_t exb_consumer_position(exb_consumer_t *c, const char *topic, int32_t partition)
+{
+        for (int i = 0; i < c->npos; i++)
+                if (c->pos[i].partition == partition && !strcmp(c->pos[i].topic, topic))
+                        return c->pos[i].offset;
+        return -1;
+}
 
 static const char *pname(const rd_kafka_topic_partition_t *tp, char *buf, size_t size)
 {
@@ -161,6 +185,9 @@ exb_consumer_t *exb_consumer_new(const char *brokers, const char *group_id,
                         rd_kafka_conf_set(conf, "group.id", gid, es, sizeof(es));
                 }
                 rd_kafka_conf_set(conf, "enable.auto.commit", "false", es, sizeof(es));
+                /* End-of-partition events move the position past transaction
+                 * markers, which are never returned as messages. */
+                rd_kafka_conf_set(conf, "enable.partition.eof", "true", es, sizeof(es));
         } else if (rd_kafka_conf_set(conf, "group.id", group_id, es, sizeof(es))) {
                 exb_errf(errstr, errstr_size, "consumer: group.id: %s", es);
                 rd_kafka_conf_destroy(conf);
@@ -198,6 +225,9 @@ void exb_consumer_destroy(exb_consumer_t *c)
         rd_kafka_queue_destroy(c->q);
         rd_kafka_destroy(c->rk);
         free(c->batch);
+        for (int i = 0; i < c->npos; i++)
+                free((char *)c->pos[i].topic);
+        free(c->pos);
         free(c);
 }
 
@@ -274,8 +304,11 @@ static void msg_fill(exb_msg_t *m, rd_kafka_message_t *rkm)
 static int msg_error(exb_consumer_t *c, rd_kafka_message_t *rkm, char *errstr, size_t errstr_size)
 {
         rd_kafka_resp_err_t err = rkm->err;
-        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (!c->grouped && rkm->rkt)
+                        pos_set(c, rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset);
                 return 0;
+        }
         if (err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(c->rk, NULL, 0)) {
                 char fs[512];
                 err = rd_kafka_fatal_error(c->rk, fs, sizeof(fs));
@@ -350,6 +383,8 @@ int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_m
                                 continue;
                         }
                         msg_fill(&msgs[n++], rkm);
+                        if (!c->grouped)
+                                pos_set(c, msgs[n - 1].topic, rkm->partition, rkm->offset + 1);
                 }
                 if (deadline >= 0 && exb_mono_ms() >= deadline)
                         break;
@@ -465,6 +500,45 @@ exb_err_t exb_consumer_seek(exb_consumer_t *c, const char *topic, int32_t partit
                 rd_kafka_error_destroy(error);
         rd_kafka_topic_partition_list_destroy(tl);
         return exb_kerr(c->rk, err);
+}
+
+exb_err_t exb_consumer_rewind(exb_consumer_t *c, int timeout_ms, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *tl = NULL;
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_assignment(c->rk, &tl);
+        const char *what = "assignment";
+        if (!err) {
+                what = "committed offsets";
+                err = rd_kafka_committed(c->rk, tl, timeout_ms);
+        }
+        for (int i = 0; !err && i < tl->cnt; i++) {
+                if (tl->elems[i].err)
+                        err = tl->elems[i].err;
+                else if (tl->elems[i].offset < 0)
+                        tl->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (!err && tl->cnt) {
+                what = "seek";
+                error = rd_kafka_seek_partitions(c->rk, tl, timeout_ms);
+                err = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+                for (int i = 0; !err && i < tl->cnt; i++)
+                        err = tl->elems[i].err;
+        }
+        if (err)
+                exb_errf(errstr, errstr_size, "consumer %s: rewind to the committed offsets: %s: %s",
+                         rd_kafka_name(c->rk), what,
+                         error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
+        if (error)
+                rd_kafka_error_destroy(error);
+        if (tl)
+                rd_kafka_topic_partition_list_destroy(tl);
+        return exb_kerr(c->rk, err);
+}
+
+rd_kafka_t *exb_consumer_rk(exb_consumer_t *c)
+{
+        return c->rk;
 }
 
 /* A topic the principal may not DESCRIBE looks to the watermark query like

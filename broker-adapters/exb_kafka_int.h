@@ -27,6 +27,9 @@ exb_err_t exb_kerr(rd_kafka_t *rk, rd_kafka_resp_err_t err);
  * the embedded broker's own rd_kafka_t, whose chatter nobody needs). */
 void exb_klog_debug_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
+/* The librdkafka handle of a consumer (for the producer's transactions). */
+rd_kafka_t *exb_consumer_rk(exb_consumer_t *c);
+
 /* A short-lived handle for Admin API calls. NULL with errstr on failure. */
 rd_kafka_t *exb_admin_handle(const char *brokers, const exb_kprop_t *props, int nprops,
                              char *errstr, size_t errstr_size);

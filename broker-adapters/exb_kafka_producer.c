@@ -8,6 +8,9 @@
  *   with partition and offset, or the error mapped to exb_err_t. Messages
  *   still queued when exb_producer_destroy() gives up waiting are purged and
  *   reported as EXB_ERR_RETRY, so no caller waits forever for a report.
+ * - Transactions (exb_producer_txn_*): librdkafka's transactional API with
+ *   its error classes mapped to what the caller does next (see exb_kafka.h);
+ *   retriable errors are retried here until the caller's deadline.
  * - Topic handles are cached by name in a small chained hash table for the
  *   life of the producer (rd_kafka_topic_t lookups by name take a lock and a
  *   linear search inside librdkafka; ours is a hash probe).
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exb_kafka_int.h"
 
@@ -257,4 +261,91 @@ exb_err_t exb_producer_fatal(exb_producer_t *p, char *errstr, size_t errstr_size
         }
         exb_errf(errstr, errstr_size, "producer: fatal error %s: %s", rd_kafka_err2name(err), es);
         return EXB_ERR_FATAL;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+/* Classifies the result of a transactional call: 1 = retry it (retriable
+ * and the deadline not passed); 0 = done, *res set (error destroyed). */
+static int txn_done(rd_kafka_error_t *error, const char *what, int64_t deadline, exb_err_t *res,
+                    char *errstr, size_t errstr_size)
+{
+        if (!error) {
+                *res = EXB_OK;
+                return 0;
+        }
+        if (rd_kafka_error_is_retriable(error) && exb_mono_ms() < deadline) {
+                EXB_DEBUG("transaction: %s: %s: retrying", what, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                usleep(100 * 1000);
+                return 1;
+        }
+        rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+        if (code == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED ||
+            code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+            code == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+                *res = EXB_ERR_INVALID;
+        else if (rd_kafka_error_txn_requires_abort(error))
+                *res = EXB_ERR_RETRY;
+        else /* fatal (fenced), or still failing at the deadline: state unknown */
+                *res = EXB_ERR_FATAL;
+        exb_errf(errstr, errstr_size, "transaction: %s: %s (%s)%s", what,
+                 rd_kafka_error_string(error), rd_kafka_error_name(error),
+                 *res == EXB_ERR_FATAL && !rd_kafka_error_is_fatal(error) ? ", gave up" : "");
+        rd_kafka_error_destroy(error);
+        return 0;
+}
+
+exb_err_t exb_producer_txn_init(exb_producer_t *p, int timeout_ms, char *errstr,
+                                size_t errstr_size)
+{
+        int64_t deadline = exb_mono_ms() + timeout_ms;
+        exb_err_t res;
+        while (txn_done(rd_kafka_init_transactions(p->rk, timeout_ms), "init", deadline, &res,
+                        errstr, errstr_size))
+                ;
+        return res;
+}
+
+exb_err_t exb_producer_txn_begin(exb_producer_t *p, char *errstr, size_t errstr_size)
+{
+        exb_err_t res;
+        txn_done(rd_kafka_begin_transaction(p->rk), "begin", 0, &res, errstr, errstr_size);
+        return res;
+}
+
+exb_err_t exb_producer_txn_commit(exb_producer_t *p, exb_consumer_t *c, const exb_offset_t *offs,
+                                  int n, int timeout_ms, char *errstr, size_t errstr_size)
+{
+        int64_t deadline = exb_mono_ms() + timeout_ms;
+        exb_err_t res = EXB_OK;
+        if (n > 0) {
+                rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n);
+                for (int i = 0; i < n; i++)
+                        rd_kafka_topic_partition_list_add(tl, offs[i].topic, offs[i].partition)
+                                ->offset = offs[i].offset;
+                rd_kafka_consumer_group_metadata_t *cgm =
+                        rd_kafka_consumer_group_metadata(exb_consumer_rk(c));
+                while (txn_done(rd_kafka_send_offsets_to_transaction(p->rk, tl, cgm, timeout_ms),
+                                "sending the consumer offsets", deadline, &res, errstr,
+                                errstr_size))
+                        ;
+                rd_kafka_consumer_group_metadata_destroy(cgm);
+                rd_kafka_topic_partition_list_destroy(tl);
+        }
+        while (res == EXB_OK && txn_done(rd_kafka_commit_transaction(p->rk, timeout_ms), "commit",
+                                         deadline, &res, errstr, errstr_size))
+                ;
+        return res;
+}
+
+exb_err_t exb_producer_txn_abort(exb_producer_t *p, int timeout_ms, char *errstr,
+                                 size_t errstr_size)
+{
+        int64_t deadline = exb_mono_ms() + timeout_ms;
+        exb_err_t res;
+        while (txn_done(rd_kafka_abort_transaction(p->rk, timeout_ms), "abort", deadline, &res,
+                        errstr, errstr_size))
+                ;
+        return res;
 }

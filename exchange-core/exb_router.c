@@ -13,10 +13,13 @@
  * Counters live in a separate list keyed by subscription / resource so they
  * survive rebuilds.
  *
- * Offset tracking: every consumed record gets an rt_entry with the number of
- * outputs still in flight; entries sit in a per-partition FIFO in offset
- * order; after each batch the FIFO head is popped while complete and the
- * next offset is stored. Delivery reports only decrement counters.
+ * Offset tracking, at least once: every consumed record gets an rt_entry
+ * with the number of outputs still in flight; entries sit in a per-partition
+ * FIFO in offset order; after each batch the FIFO head is popped while
+ * complete and the next offset is stored. Delivery reports only decrement
+ * counters.
+ * Exactly once: no entries; each partition remembers the next offset
+ * consumed in the open transaction (txn_next), sent with its commit.
  */
 #include "exb_router.h"
 #include "exb_codec.h"
@@ -26,11 +29,14 @@
 #include "exb_mask.h"
 #include "exb_validate.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RT_MAX_VALUE (64 * 1024 * 1024)
+#define RT_TXN_TIMEOUT_MS 60000 /* commit/abort: outlasts a broker restart */
 
 const exb_prop_t exb_router_props[] = {
     {"brokers", EXB_PROP_STR, offsetof(exb_router_conf_t, brokers), NULL, NULL,
@@ -46,6 +52,22 @@ const exb_prop_t exb_router_props[] = {
      "Partitions of the delivery topics the router creates."},
     {"batch.size", EXB_PROP_INT, offsetof(exb_router_conf_t, batch_size), "1..100000", "2000",
      "Records consumed per batch; control-plane changes apply between batches."},
+    {"exactly.once", EXB_PROP_ENUM, offsetof(exb_router_conf_t, exactly_once), "auto|on|off",
+     "auto",
+     "Route in Kafka transactions, committing the consumed offsets with the outputs: no "
+     "subscriber sees a record twice or an output of a crashed router. auto = on against a "
+     "real Kafka, off against the embedded broker (it keeps no transactional offsets: on is "
+     "an error there). off = at least once."},
+    {"instance.id", EXB_PROP_STR, offsetof(exb_router_conf_t, instance_id), NULL, NULL,
+     "Names this instance: client.id and transactional id are exbus-router-<instance.id>. "
+     "Unique among running instances, stable across restarts (a restarted instance then "
+     "aborts what it left open at once). Default: <hostname>-<hash of the absolute data.dir>."},
+    {"transaction.interval.ms", EXB_PROP_INT, offsetof(exb_router_conf_t, txn_interval_ms),
+     "10..60000", "100",
+     "exactly.once: commit the open transaction at least this often. Subscribers see records "
+     "only after the commit: longer = fewer commits (more throughput), later delivery."},
+    {"transaction.max.records", EXB_PROP_INT, offsetof(exb_router_conf_t, txn_max_records),
+     "1..10000000", "100000", "exactly.once: commit once a transaction holds this many records."},
     {"kafka.", EXB_PROP_PREFIX, offsetof(exb_router_conf_t, kafka), NULL, NULL,
      "Passed to librdkafka as is (e.g. kafka.security.protocol)."},
     {NULL}};
@@ -99,6 +121,7 @@ typedef struct rt_entry_s {
 struct rt_part_s {
         char *topic;
         int32_t partition;
+        int64_t txn_next; /* exactly once: next offset to commit, -1 = none */
         rt_entry_t **ring;
         size_t head, cnt, cap;
 };
@@ -126,9 +149,27 @@ struct exb_router_s {
         exb_val_t *in_vals, *out_vals;
         int max_fields;
         exb_buf_t enc, key;
+        int txn;          /* exactly once */
+        int txn_open;
+        int txn_records;  /* consumed in the open transaction */
+        int64_t txn_due;  /* mono ms: commit by then */
+        int txn_interval_ms, txn_max_records;
         int fatal;
         char fatal_err[512];
 };
+
+static void set_fatal(exb_router_t *rtr, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_fatal(exb_router_t *rtr, const char *fmt, ...)
+{
+        if (rtr->fatal)
+                return;
+        rtr->fatal = 1;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(rtr->fatal_err, sizeof(rtr->fatal_err), fmt, ap);
+        va_end(ap);
+}
 
 /* ----------------------------------------------------------------- counters */
 
@@ -422,6 +463,7 @@ static rt_part_t *part_get(exb_router_t *rtr, const char *topic, int32_t partiti
         rt_part_t *p = exb_calloc(1, sizeof(*p));
         p->topic = exb_strdup(topic);
         p->partition = partition;
+        p->txn_next = -1;
         rtr->parts = exb_realloc(rtr->parts, sizeof(*rtr->parts) * (size_t)(rtr->nparts + 1));
         rtr->parts[rtr->nparts++] = p;
         return p;
@@ -492,22 +534,75 @@ static void on_delivery(void *opaque, void *msg_opaque, exb_err_t err, const cha
         rt_entry_t *e = msg_opaque;
         (void)partition;
         (void)offset;
-        if (err != EXB_OK && !rtr->fatal) {
-                rtr->fatal = 1;
-                snprintf(rtr->fatal_err, sizeof(rtr->fatal_err),
-                         "delivery of an output of %s [%d] offset %lld failed: %s",
-                         e->part ? e->part->topic : "?", e->part ? (int)e->part->partition : -1,
-                         (long long)e->offset, errstr ? errstr : exb_err_name(err));
+        if (!e) { /* exactly once: a transient failure aborts the transaction */
+                if (err == EXB_ERR_RETRY)
+                        EXB_WARN("%s: the transaction will be aborted and routed again", errstr);
+                else if (err != EXB_OK)
+                        set_fatal(rtr, "delivery of an output failed: %s", errstr);
+                return;
         }
+        if (err != EXB_OK)
+                set_fatal(rtr, "delivery of an output of %s [%d] offset %lld failed: %s",
+                          e->part ? e->part->topic : "?", e->part ? (int)e->part->partition : -1,
+                          (long long)e->offset, errstr ? errstr : exb_err_name(err));
         if (err == EXB_OK)
                 e->pending--;
         if (!e->part && e->pending == 0)
                 free(e);
 }
 
+/* ------------------------------------------------------------- transactions */
+
+static void txn_begin(exb_router_t *rtr)
+{
+        char err[512];
+        if (exb_producer_txn_begin(rtr->producer, err, sizeof(err)) != EXB_OK) {
+                set_fatal(rtr, "%s", err);
+                return;
+        }
+        rtr->txn_open = 1;
+        rtr->txn_records = 0;
+        rtr->txn_due = exb_mono_ms() + rtr->txn_interval_ms;
+}
+
+/* Commits the open transaction with the partitions' next offsets. If it
+ * cannot be committed, aborts it and rewinds the consumer to the committed
+ * offsets (its records are routed again); fatal if even that fails. */
+static void txn_commit(exb_router_t *rtr)
+{
+        exb_offset_t *offs = exb_calloc((size_t)rtr->nparts + 1, sizeof(*offs));
+        int n = 0;
+        for (int i = 0; i < rtr->nparts; i++) {
+                rt_part_t *p = rtr->parts[i];
+                if (p->txn_next >= 0)
+                        offs[n++] = (exb_offset_t){p->topic, p->partition, p->txn_next};
+                p->txn_next = -1;
+        }
+        char err[512], err2[512];
+        exb_err_t r = exb_producer_txn_commit(rtr->producer, rtr->consumer, offs, n,
+                                              RT_TXN_TIMEOUT_MS, err, sizeof(err));
+        free(offs);
+        rtr->txn_open = 0;
+        if (r == EXB_OK || r != EXB_ERR_RETRY) {
+                if (r != EXB_OK)
+                        set_fatal(rtr, "%s", err);
+                return;
+        }
+        EXB_WARN("%s: aborted; its %d records are routed again", err, rtr->txn_records);
+        if (exb_producer_txn_abort(rtr->producer, RT_TXN_TIMEOUT_MS, err2, sizeof(err2)) != EXB_OK ||
+            exb_consumer_rewind(rtr->consumer, RT_TXN_TIMEOUT_MS, err2, sizeof(err2)) != EXB_OK)
+                set_fatal(rtr, "%s; then: %s", err, err2);
+}
+
 static void on_revoke(void *opaque, const char *topic, int32_t partition)
 {
         exb_router_t *rtr = opaque;
+        if (rtr->txn) { /* the first revoked partition commits for all */
+                if (rtr->txn_open && !rtr->fatal)
+                        txn_commit(rtr);
+                part_drop(rtr, topic, partition);
+                return;
+        }
         if (exb_producer_flush(rtr->producer, 30000) != EXB_OK)
                 EXB_WARN("revoking %s [%d]: outputs still in flight; they will be routed again",
                          topic, (int)partition);
@@ -530,17 +625,17 @@ static void produce(exb_router_t *rtr, exb_topic_t *t, const void *key, size_t k
                     rt_entry_t *e)
 {
         char err[256];
-        e->pending++;
+        if (e)
+                e->pending++;
         for (;;) {
                 exb_err_t r = exb_produce(rtr->producer, t, -1, key, key_len, val, len, hdrs, nhdrs,
                                           e, err, sizeof(err));
                 if (r == EXB_OK)
                         return;
                 if (r != EXB_ERR_RETRY) {
-                        e->pending--;
-                        rtr->fatal = 1;
-                        snprintf(rtr->fatal_err, sizeof(rtr->fatal_err), "produce to %s: %s",
-                                 exb_topic_name(t), err);
+                        if (e)
+                                e->pending--;
+                        set_fatal(rtr, "produce to %s: %s", exb_topic_name(t), err);
                         return;
                 }
                 exb_producer_poll(rtr->producer, 10);
@@ -636,17 +731,15 @@ static void topic_provider(const char *topic, char *out, size_t size)
         snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p);
 }
 
-static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
+/* Routes one ingest record. e: its offset entry (at least once) or NULL. */
+static void route_record(exb_router_t *rtr, const exb_msg_t *m, rt_entry_t *e)
 {
-        rt_part_t *part = part_get(rtr, m->topic, m->partition);
-        rt_entry_t *e = entry_new(part, m->offset);
         char provider[64], err[512];
         rt_resource_t *r = resource_for_topic(rtr, m->topic);
         if (!r) {
                 topic_provider(m->topic, provider, sizeof(provider));
                 dead_letter(rtr, m, provider, "catalog", "the topic names no resource of the catalog",
                             NULL, e);
-                e->pending--;
                 return;
         }
         r->stats->in++;
@@ -671,7 +764,19 @@ static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
                 for (int k = 0; k < r->nroutes && !rtr->fatal; k++)
                         route_one(rtr, s, k, &rec, has_path ? &path : NULL, e);
         }
-        e->pending--;
+}
+
+static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
+{
+        rt_part_t *part = part_get(rtr, m->topic, m->partition);
+        if (rtr->txn) {
+                part->txn_next = m->offset + 1;
+                route_record(rtr, m, NULL);
+                return;
+        }
+        rt_entry_t *e = entry_new(part, m->offset);
+        route_record(rtr, m, e);
+        e->pending--; /* routing done: complete once its outputs are delivered */
 }
 
 int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size)
@@ -681,22 +786,31 @@ int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errs
                                   errstr, errstr_size);
         if (n < 0)
                 return -1;
+        if (n > 0 && rtr->txn && !rtr->txn_open && !rtr->fatal)
+                txn_begin(rtr);
+        rtr->txn_records += n;
         for (int i = 0; i < n; i++) {
                 if (!rtr->fatal)
                         route_msg(rtr, &rtr->batch[i]);
                 exb_msg_release(&rtr->batch[i]);
         }
         exb_producer_poll(rtr->producer, 0);
+        if (rtr->txn_open && !rtr->fatal &&
+            (rtr->txn_records >= rtr->txn_max_records || exb_mono_ms() >= rtr->txn_due))
+                txn_commit(rtr);
         if (rtr->fatal) {
                 exb_errf(errstr, errstr_size, "%s", rtr->fatal_err);
                 return -1;
         }
-        offsets_advance(rtr);
+        if (!rtr->txn)
+                offsets_advance(rtr);
         return n;
 }
 
 int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size)
 {
+        if (rtr->txn_open && !rtr->fatal)
+                txn_commit(rtr);
         if (exb_producer_flush(rtr->producer, timeout_ms) != EXB_OK) {
                 exb_errf(errstr, errstr_size, "outputs still in flight after %d ms", timeout_ms);
                 return -1;
@@ -705,8 +819,14 @@ int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t err
                 exb_errf(errstr, errstr_size, "%s", rtr->fatal_err);
                 return -1;
         }
-        offsets_advance(rtr);
+        if (!rtr->txn)
+                offsets_advance(rtr);
         return 0;
+}
+
+int exb_router_exactly_once(const exb_router_t *rtr)
+{
+        return rtr->txn;
 }
 
 int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop)
@@ -723,6 +843,72 @@ int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop)
 }
 
 /* --------------------------------------------------------------- lifecycle */
+
+/* exbus-router-<instance.id>; the default instance id is the host name and
+ * a hash of the absolute data directory: stable across restarts, distinct
+ * for two instances on one host (they cannot share a data directory). */
+static void instance_name(const exb_router_conf_t *conf, char *out, size_t size)
+{
+        if (conf->instance_id && *conf->instance_id) {
+                snprintf(out, size, "exbus-router-%s", conf->instance_id);
+                return;
+        }
+        char host[256] = "localhost", dir[PATH_MAX];
+        gethostname(host, sizeof(host) - 1);
+        if (!realpath(conf->data_dir, dir))
+                snprintf(dir, sizeof(dir), "%s", conf->data_dir);
+        uint32_t h = 2166136261u;
+        for (const char *c = dir; *c; c++)
+                h = (h ^ (uint8_t)*c) * 16777619u;
+        snprintf(out, size, "exbus-router-%s-%08x", host, h);
+}
+
+static exb_kprop_t kprop_dup(const char *name, const char *value)
+{
+        return (exb_kprop_t){exb_strdup(name), exb_strdup(value)};
+}
+
+/* Decides exactly once from the conf and the kind of cluster, then makes the
+ * producer (transactional if so). */
+static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, const char *name,
+                          char *errstr, size_t errstr_size)
+{
+        char *cluster = exb_consumer_cluster_id(rtr->consumer, 10000);
+        int embedded = cluster && !strncmp(cluster, "mockCluster", 11);
+        if (!cluster && strcmp(conf->exactly_once, "off")) {
+                exb_errf(errstr, errstr_size,
+                         "router: cannot reach the brokers to learn their cluster id (needed for "
+                         "exactly.once=%s)", conf->exactly_once);
+                return -1;
+        }
+        free(cluster);
+        if (embedded && !strcmp(conf->exactly_once, "on")) {
+                exb_errf(errstr, errstr_size,
+                         "router: exactly.once=on, but the brokers are an embedded broker, which "
+                         "keeps no transactional offsets: use auto or off with it");
+                return -1;
+        }
+        rtr->txn = !strcmp(conf->exactly_once, "on") ||
+                   (!strcmp(conf->exactly_once, "auto") && !embedded);
+        /* transactional.id first: a user's kafka.transactional.id wins */
+        exb_kprop_t *props = exb_calloc((size_t)rtr->nprops + 1, sizeof(*props));
+        int n = 0;
+        if (rtr->txn)
+                props[n++] = (exb_kprop_t){"transactional.id", name};
+        memcpy(props + n, rtr->props, sizeof(*props) * (size_t)rtr->nprops);
+        n += rtr->nprops;
+        rtr->producer = exb_producer_new(rtr->brokers, props, n, on_delivery, rtr, errstr,
+                                         errstr_size);
+        free(props);
+        if (!rtr->producer)
+                return -1;
+        if (rtr->txn &&
+            exb_producer_txn_init(rtr->producer, RT_TXN_TIMEOUT_MS, errstr, errstr_size) != EXB_OK)
+                return -1;
+        EXB_INFO("router %s: %s", name,
+                 rtr->txn ? "exactly once (Kafka transactions)" : "at least once");
+        return 0;
+}
 
 exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t errstr_size)
 {
@@ -741,18 +927,22 @@ exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t
         rtr->brokers = exb_strdup(conf->brokers);
         rtr->partitions = conf->partitions;
         rtr->batch_size = conf->batch_size;
+        rtr->txn_interval_ms = conf->txn_interval_ms;
+        rtr->txn_max_records = conf->txn_max_records;
+        char name[512];
+        instance_name(conf, name, sizeof(name));
         /* A new resource's ingest topic matches the subscription pattern only
          * once metadata is refreshed (librdkafka: every 5 min by default).
          * User kafka.* keys come after the defaults and win. */
-        static const exb_kprop_t defaults[] = {{"topic.metadata.refresh.interval.ms", "5000"}};
+        const exb_kprop_t defaults[] = {{"topic.metadata.refresh.interval.ms", "5000"},
+                                        {"client.id", name}};
         int ndef = (int)EXB_ARRAY_CNT(defaults);
         rtr->nprops = ndef + conf->kafka.cnt;
         rtr->props = exb_calloc((size_t)rtr->nprops + 1, sizeof(*rtr->props));
         for (int i = 0; i < rtr->nprops; i++)
-                rtr->props[i] = i < ndef ? (exb_kprop_t){exb_strdup(defaults[i].name),
-                                                         exb_strdup(defaults[i].value)}
-                                         : (exb_kprop_t){exb_strdup(conf->kafka.kvs[i - ndef].key),
-                                                         exb_strdup(conf->kafka.kvs[i - ndef].value)};
+                rtr->props[i] = i < ndef ? kprop_dup(defaults[i].name, defaults[i].value)
+                                         : kprop_dup(conf->kafka.kvs[i - ndef].key,
+                                                     conf->kafka.kvs[i - ndef].value);
         char cache[4096];
         snprintf(cache, sizeof(cache), "%s/router-control.db", conf->data_dir);
         exb_rebalance_t rb = {on_assign, on_revoke, rtr};
@@ -762,10 +952,9 @@ exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t
         rtr->batch = exb_calloc((size_t)rtr->batch_size, sizeof(exb_msg_t));
         if (!(rtr->ctl = exb_control_new(rtr->brokers, rtr->props, rtr->nprops, cache, 15000,
                                          errstr, errstr_size)) ||
-            !(rtr->producer = exb_producer_new(rtr->brokers, rtr->props, rtr->nprops, on_delivery,
-                                               rtr, errstr, errstr_size)) ||
             !(rtr->consumer = exb_consumer_new(rtr->brokers, conf->group_id, rtr->props,
                                                rtr->nprops, &rb, errstr, errstr_size)) ||
+            producer_start(rtr, conf, name, errstr, errstr_size) ||
             exb_consumer_subscribe(rtr->consumer, topics, 1, errstr, errstr_size) != EXB_OK) {
                 exb_router_destroy(rtr);
                 return NULL;
@@ -780,8 +969,10 @@ void exb_router_destroy(exb_router_t *rtr)
 {
         if (!rtr)
                 return;
-        if (rtr->producer && exb_producer_flush(rtr->producer, 30000) == EXB_OK && !rtr->fatal &&
-            rtr->consumer)
+        if (rtr->txn_open && !rtr->fatal)
+                txn_commit(rtr);
+        else if (!rtr->txn && rtr->producer && exb_producer_flush(rtr->producer, 30000) == EXB_OK &&
+                 !rtr->fatal && rtr->consumer)
                 offsets_advance(rtr);
         exb_consumer_destroy(rtr->consumer); /* commits stored offsets */
         exb_producer_destroy(rtr->producer);

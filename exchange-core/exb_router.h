@@ -13,10 +13,27 @@
  * original key, value and headers plus exb-error, exb-error-stage
  * (catalog|schema|decode|check) and exb-origin-topic/-partition/-offset.
  *
- * At-least-once: a source offset is stored for commit only when every
- * output of that record and of all records before it in the partition has a
- * successful delivery report. A failed delivery (after librdkafka's own
- * retries) stops the router; a restart resumes from the committed offsets.
+ * Exactly once (exactly.once = on, or auto against a real Kafka): the
+ * router reads, routes and commits in Kafka transactions. One transaction
+ * holds the outputs (deliveries, dead letters) of the records consumed since
+ * the last commit and the next offsets of their partitions (sent to the
+ * group's coordinator in the transaction); it is committed every
+ * transaction.interval.ms or transaction.max.records, and before partitions
+ * are revoked. Subscribers read read_committed, so they never see outputs of
+ * a transaction that was aborted or never finished: a killed router's open
+ * transaction is aborted when it restarts (same transactional id, from
+ * instance.id) or after transaction.timeout.ms, and its records are routed
+ * again from the committed offsets. An abortable error (e.g. a failed
+ * delivery) aborts the transaction and rewinds the consumer to the committed
+ * offsets; a fenced or fatal producer stops the router.
+ *
+ * At least once (exactly.once = off, or auto against the embedded broker,
+ * which keeps no transactional offsets): a source offset is stored for
+ * commit only when every output of that record and of all records before it
+ * in the partition has a successful delivery report. A failed delivery
+ * (after librdkafka's own retries) stops the router; a restart resumes from
+ * the committed offsets, so outputs after the last commit are sent again.
+ *
  * Control-plane changes (approve, revoke, expiry) are applied between batches.
  */
 #ifndef EXB_ROUTER_H
@@ -33,6 +50,10 @@ typedef struct exb_router_conf_s {
         char *group_id;
         int partitions;
         int batch_size;
+        char *exactly_once; /* auto|on|off */
+        char *instance_id;
+        int txn_interval_ms;
+        int txn_max_records;
         exb_conf_kvs_t kafka;
 } exb_router_conf_t;
 
@@ -41,7 +62,8 @@ extern const exb_prop_t exb_router_props[];
 typedef struct exb_router_s exb_router_t;
 
 /* Returns a new router (control plane read, group joined lazily), or NULL
- * with errstr. A missing mask secret is an error. */
+ * with errstr. A missing mask secret is an error; so is exactly.once = on
+ * against the embedded broker. */
 exb_router_t *exb_router_new(const exb_router_conf_t *conf, char *errstr, size_t errstr_size);
 void exb_router_destroy(exb_router_t *rtr); /* flushes outputs, commits */
 
@@ -52,11 +74,15 @@ void exb_router_destroy(exb_router_t *rtr); /* flushes outputs, commits */
 int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* Waits until every output produced so far is delivered, then stores the
- * offsets. Returns 0, or -1 with errstr on timeout or a fatal error. */
+ * offsets (exactly once: commits the open transaction). Returns 0, or -1
+ * with errstr on timeout or a fatal error. */
 int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* Loops exb_router_poll until *stop. Returns 0, or 1 after a fatal error. */
 int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop);
+
+/* 1 if the router routes in transactions (exactly once). */
+int exb_router_exactly_once(const exb_router_t *rtr);
 
 /* Counters since start. */
 typedef struct exb_route_stats_s {

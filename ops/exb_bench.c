@@ -36,6 +36,11 @@
  *
  * -X key=value (repeatable) is passed to every consumer and producer of both
  * kinds, as a router's kafka.* keys are: the way to measure a setting.
+ * --router key=value (repeatable) sets a router property (e.g.
+ * transaction.interval.ms). With -b BROKERS the bench runs against that
+ * cluster instead of an embedded broker: a scratch Kafka whose ingest topic
+ * is still empty (e.g. test/kafka/kafka.sh start), the way to measure what
+ * the embedded broker cannot do (exactly.once transactions).
  * Numbers, not assertions: CI does not run this.
  */
 #include "exb_cli.h"
@@ -66,6 +71,9 @@ typedef struct bench_s {
         int kinds;          /* 1 raw, 2 router, 3 both */
         exb_kprop_t *props; /* -X */
         int nprops;
+        char **rprops;      /* --router key=value */
+        int nrprops;
+        int embedded;
         exb_control_t *ctl;
         char tmpdir[64];
 } bench_t;
@@ -410,10 +418,15 @@ static run_t run_router(bench_t *b, const char *group)
         conf.batch_size = b->batch;
         conf.partitions = b->partitions;
         char err[512];
-        for (int i = 0; i < b->nprops; i++) {
+        for (int i = 0; i < b->nprops + b->nrprops; i++) {
                 char kv[1024];
-                snprintf(kv, sizeof(kv), "kafka.%s=%s", b->props[i].name, b->props[i].value);
-                if (exb_conf_set_arg(exb_router_props, &conf, kv, "-X", err, sizeof(err))) {
+                if (i < b->nprops)
+                        snprintf(kv, sizeof(kv), "kafka.%s=%s", b->props[i].name,
+                                 b->props[i].value);
+                else
+                        snprintf(kv, sizeof(kv), "%s", b->rprops[i - b->nprops]);
+                if (exb_conf_set_arg(exb_router_props, &conf, kv, "-X/--router", err,
+                                     sizeof(err))) {
                         fprintf(stderr, "exbus bench: %s\n", err);
                         exb_conf_free(exb_router_props, &conf);
                         return r;
@@ -560,8 +573,10 @@ static void usage(void)
         fprintf(stderr,
                 "usage: exbus bench [--records N] [--partitions P] [--runs R] [--batch B]\n"
                 "                   [--only raw|router] [-v] [-X kafka.property=value ...]\n"
+                "                   [--router property=value ...] [-b SCRATCH_KAFKA]\n"
                 "  N >= 1000 (default 400000) and N/P <= %d: the embedded broker keeps ~5 MiB\n"
-                "  per partition; P default 32; R 1..%d (default 5); B 1..100000 (default 2000).\n",
+                "  per partition; P default 32; R 1..%d (default 5); B 1..100000 (default 2000).\n"
+                "  -b: a real Kafka instead of the embedded broker, with an empty ingest topic.\n",
                 BENCH_MAX_PER_PARTITION, BENCH_MAX_RUNS);
 }
 
@@ -580,13 +595,28 @@ static int add_prop(bench_t *b, char *arg)
         return 0;
 }
 
+/* The ingest topic must start empty on a real Kafka: the runs read it all. */
+static int ingest_empty(bench_t *b)
+{
+        char err[512];
+        exb_consumer_t *c = exb_consumer_new(b->bs, NULL, NULL, 0, NULL, err, sizeof(err));
+        int64_t lo, hi, held = 0;
+        for (int p = 0; c && p < b->partitions; p++)
+                if (exb_consumer_watermarks(c, BENCH_TOPIC, p, &lo, &hi, 10000) == EXB_OK)
+                        held += hi - lo;
+        exb_consumer_destroy(c);
+        if (held)
+                fprintf(stderr, "exbus bench: %s already holds %lld records: use a scratch Kafka\n",
+                        BENCH_TOPIC, (long long)held);
+        return held == 0;
+}
+
 int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
 {
-        (void)cli;
-        static const struct option opts[] = {{"records", 1, 0, 'n'}, {"partitions", 1, 0, 'p'},
-                                             {"runs", 1, 0, 'r'},    {"batch", 1, 0, 'B'},
-                                             {"only", 1, 0, 'o'},    {"kafka", 1, 0, 'X'},
-                                             {"verbose", 0, 0, 'v'}, {0}};
+        static const struct option opts[] = {
+            {"records", 1, 0, 'n'}, {"partitions", 1, 0, 'p'}, {"runs", 1, 0, 'r'},
+            {"batch", 1, 0, 'B'},   {"only", 1, 0, 'o'},       {"kafka", 1, 0, 'X'},
+            {"router", 1, 0, 'R'},  {"verbose", 0, 0, 'v'},    {0}};
         bench_t b = {.n = 400000, .partitions = 32, .batch = 2000, .runs = 5, .kinds = 3};
         int c;
         optind = 1;
@@ -603,6 +633,10 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                         b.verbose = 1;
                 else if (c == 'o' && (!strcmp(optarg, "raw") || !strcmp(optarg, "router")))
                         b.kinds = optarg[1] == 'a' ? 1 : 2;
+                else if (c == 'R') {
+                        b.rprops = exb_realloc(b.rprops, sizeof(char *) * (size_t)(b.nrprops + 1));
+                        b.rprops[b.nrprops++] = optarg;
+                }
                 else if (c != 'X' || add_prop(&b, optarg)) {
                         usage();
                         free(b.props);
@@ -610,10 +644,11 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                 }
         }
         if (optind < argc || b.n < 1000 || b.partitions < 1 || b.partitions > 1024 ||
-            b.n / b.partitions > BENCH_MAX_PER_PARTITION || b.runs < 1 || b.runs > BENCH_MAX_RUNS ||
+            (!cli->brokers && b.n / b.partitions > BENCH_MAX_PER_PARTITION) || b.runs < 1 || b.runs > BENCH_MAX_RUNS ||
             b.batch < 1 || b.batch > 100000) {
                 usage();
                 free(b.props);
+                free(b.rprops);
                 return 2;
         }
         if (!getenv("EXBUS_MASK_SECRET"))
@@ -625,12 +660,14 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
         exb_embedded_t *emb = NULL;
         exb_catalog_t *cat = NULL;
         int rc = 1;
-        if (!mkdtemp(b.tmpdir) || !(emb = exb_embedded_new(1, err, sizeof(err)))) {
-                fprintf(stderr, "exbus bench: cannot start: %s\n", emb ? "temp dir" : err);
+        b.embedded = !cli->brokers;
+        if (!mkdtemp(b.tmpdir) || (b.embedded && !(emb = exb_embedded_new(1, err, sizeof(err))))) {
+                fprintf(stderr, "exbus bench: cannot start: %s\n", b.embedded ? err : "temp dir");
                 free(b.props);
+                free(b.rprops);
                 return 1;
         }
-        b.bs = exb_embedded_bootstraps(emb);
+        b.bs = b.embedded ? exb_embedded_bootstraps(emb) : cli->brokers;
         exb_topic_spec_t base[] = {{EXB_CONTROL_TOPIC, 1, 1}, {BENCH_RAW_TOPIC, b.partitions, 0}};
         if (exb_admin_ensure_topics(b.bs, NULL, 0, base, 2, 10000, err, sizeof(err)) ||
             !(b.ctl = exb_control_new(b.bs, NULL, 0, NULL, 10000, err, sizeof(err))) ||
@@ -643,12 +680,16 @@ int exb_cmd_bench(exb_cli_t *cli, int argc, char **argv)
                 goto done;
         }
         ensure_topics(&b);
+        if (!b.embedded && !ingest_empty(&b))
+                goto done;
         size_t avg;
         printf("exbus bench: %d records of 370600-GA-0001 over %d partitions, batch %d, "
-               "%d runs each, embedded broker\n",
-               b.n, b.partitions, b.batch, b.runs);
+               "%d runs each, %s\n",
+               b.n, b.partitions, b.batch, b.runs, b.embedded ? "embedded broker" : b.bs);
         for (int i = 0; i < b.nprops; i++)
                 printf("  -X %s=%s\n", b.props[i].name, b.props[i].value);
+        for (int i = 0; i < b.nrprops; i++)
+                printf("  --router %s\n", b.rprops[i]);
         int64_t t0 = exb_mono_ms();
         if (preload(&b, &avg))
                 goto done;
@@ -680,5 +721,6 @@ done:
         }
         rmdir(b.tmpdir);
         free(b.props);
+        free(b.rprops);
         return rc;
 }

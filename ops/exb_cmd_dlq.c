@@ -72,13 +72,13 @@ int exb_cmd_dlq(exb_cli_t *cli, int argc, char **argv)
                                 rc = 1;
                                 break;
                         }
-                        int64_t next = lo, deadline = exb_mono_ms() + 30000;
-                        while (next < hi && exb_mono_ms() < deadline) {
+                        int64_t deadline = exb_mono_ms() + 30000;
+                        while (exb_consumer_position(rd, topics[t].name, p) < hi &&
+                               exb_mono_ms() < deadline) {
                                 exb_msg_t msgs[256];
                                 int n = exb_consumer_poll(rd, msgs, 256, 500, err, sizeof(err));
                                 for (int i = 0; i < n; i++) {
                                         exb_msg_t *m = &msgs[i];
-                                        next = m->offset + 1;
                                         char *error = header_str(m, "exb-error");
                                         char *stage = header_str(m, "exb-error-stage");
                                         char *otopic = header_str(m, "exb-origin-topic");

@@ -160,7 +160,7 @@ wait_rows() {
 # Configuration files of the roles.
 router_conf() { # FILE
         mkdir -p "$T/router"
-        printf 'data.dir = %s\nbatch.size = 2000\n' "$T/router" >"$1"
+        printf 'data.dir = %s\nbatch.size = 2000\n%s' "$T/router" "${EXB_ROUTER_CONF_EXTRA:-}" >"$1"
 }
 consumer_conf() { # FILE DEPT SINK_DB
         mkdir -p "$T/consumer-$2"
