@@ -47,6 +47,71 @@ int exb_str_eq(exb_str_t a, const char *cstr)
         return a.len == n && (n == 0 || !memcmp(a.p, cstr, n));
 }
 
+/* -------------------------------------------------------------------- UTF-8 */
+
+size_t exb_utf8_valid_prefix(const void *buf, size_t len)
+{
+        const uint8_t *p = buf;
+        size_t i = 0;
+        for (;;) {
+                /* ASCII: 8 bytes at a time, then byte by byte. */
+                for (uint64_t w; len - i >= 8; i += 8) {
+                        memcpy(&w, p + i, 8);
+                        if (w & 0x8080808080808080ULL)
+                                break;
+                }
+                while (i < len && p[i] < 0x80)
+                        i++;
+                if (i == len)
+                        return len;
+                /* Multi-byte sequences up to the next ASCII byte. Well-formed
+                 * ones (Unicode Standard, table 3-7): the lead byte gives the
+                 * length and the range of the second byte, which is what
+                 * excludes overlong forms, surrogates and code points above
+                 * U+10FFFF; later bytes are 80..BF. Three bytes (CJK) first. */
+                do {
+                        uint8_t c = p[i], lo = 0x80, hi = 0xBF;
+                        size_t n;
+                        if (c >= 0xE0 && c <= 0xEF) {
+                                n = 3;
+                                if (c == 0xE0)
+                                        lo = 0xA0; /* below U+0800: overlong */
+                                else if (c == 0xED)
+                                        hi = 0x9F; /* U+D800..U+DFFF: surrogates */
+                        } else if (c >= 0xC2 && c <= 0xDF) {
+                                n = 2; /* C0, C1 would be overlong */
+                        } else if (c >= 0xF0 && c <= 0xF4) {
+                                n = 4;
+                                if (c == 0xF0)
+                                        lo = 0x90; /* below U+10000: overlong */
+                                else if (c == 0xF4)
+                                        hi = 0x8F; /* above U+10FFFF */
+                        } else {
+                                return i; /* a continuation byte, C0, C1 or F5..FF */
+                        }
+                        if (len - i < n || p[i + 1] < lo || p[i + 1] > hi ||
+                            (n > 2 && (p[i + 2] & 0xC0) != 0x80) ||
+                            (n > 3 && (p[i + 3] & 0xC0) != 0x80))
+                                return i;
+                        i += n;
+                } while (i < len && p[i] >= 0x80);
+        }
+}
+
+int exb_utf8_valid(const void *p, size_t len)
+{
+        return exb_utf8_valid_prefix(p, len) == len;
+}
+
+size_t exb_utf8_count(const void *buf, size_t len)
+{
+        const uint8_t *p = buf;
+        size_t n = 0;
+        for (size_t i = 0; i < len; i++)
+                n += (p[i] & 0xC0) != 0x80;
+        return n;
+}
+
 /* ------------------------------------------------------------------ buffers */
 
 #define EXB_BUF_DEFAULT_MAX ((size_t)1 << 30)

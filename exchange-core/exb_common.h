@@ -64,7 +64,28 @@ typedef struct exb_str_s {
 exb_str_t exb_str(const char *cstr); /* NULL gives {NULL, 0} */
 int exb_str_eq(exb_str_t a, const char *cstr);
 
-/* One item value. The type is that of the schema field it belongs to. */
+/* UTF-8 as Avro, JSON and SQLite want it (RFC 3629): no overlong forms, no
+ * surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
+ * exb_utf8_valid_prefix() returns the length of the longest valid prefix of
+ * p[0..len), i.e. len if all of it is valid, else the offset of the first
+ * byte of the first invalid or truncated sequence. ASCII goes 8 bytes at a
+ * time. p may be NULL when len is 0. */
+size_t exb_utf8_valid_prefix(const void *p, size_t len);
+int exb_utf8_valid(const void *p, size_t len); /* 1 if valid, else 0 */
+/* Code points in p[0..len), which must be valid UTF-8 (it counts the bytes
+ * that are not continuation bytes). */
+size_t exb_utf8_count(const void *p, size_t len);
+
+/* One item value. The type is that of the schema field it belongs to.
+ *
+ * utf8_ok = 1 says that u.s of a string (C) value is known to be valid UTF-8
+ * because the code that made the value checked it: exb_codec_decode() sets
+ * it on every string it decoded (it checks them all), exb_mask_apply() on a
+ * masked text it made from valid input, and a copy of a value keeps it. Then
+ * exb_validate() and exb_codec_encode() do not check those bytes again.
+ * Everything else leaves it 0 and gets them checked: build values with a
+ * compound literal or an initializer ((exb_val_t){.u.s = ...}, which zeroes
+ * it), never by filling uninitialised memory field by field. */
 typedef struct exb_val_s {
         int is_null;
         union {
@@ -72,6 +93,7 @@ typedef struct exb_val_s {
                 double d;    /* N */
                 exb_str_t s; /* C, B */
         } u;
+        int utf8_ok; /* last, so that {is_null, {u}} initializers leave it 0 */
 } exb_val_t;
 
 typedef struct exb_record_s {

@@ -350,5 +350,9 @@ int exb_mask_apply(const exb_mask_t *mask, exb_type_t type, const exb_val_t *in,
         }
         out->u.s.p = scratch->p ? (const char *)scratch->p : "";
         out->u.s.len = scratch->len;
+        /* Hex digits, stars and the text forms of non-strings are ASCII;
+         * partial keeps whole characters of a string, so valid input gives
+         * valid output. */
+        out->utf8_ok = mask->kind == EXB_MASK_HASH || type != EXB_T_STRING || in->utf8_ok;
         return 0;
 }

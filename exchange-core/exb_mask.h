@@ -52,7 +52,8 @@ exb_type_t exb_mask_result_type(const exb_mask_t *mask, exb_type_t type);
  * gives a null; none copies *in as is.
  *
  * partial/hash write their characters to `scratch` and out->u.s points into
- * it. Each call RESETS scratch first, so the result is valid until the next
+ * it; out->utf8_ok is set when the result is known to be valid UTF-8 (hash,
+ * a non-string's text, or partial of a string whose utf8_ok was set). Each call RESETS scratch first, so the result is valid until the next
  * call with the same scratch: to hold several masked values of one record
  * at once, keep one scratch per masked item (e.g. in the compiled rule).
  * No allocation happens once scratch has grown to the largest value.

@@ -38,38 +38,9 @@ void exb_binding_free(exb_binding_t *b)
 
 long exb_utf8_len(const char *s, size_t len)
 {
-        const unsigned char *p = (const unsigned char *)s, *end = p + len;
-        long n = 0;
-        while (p < end) {
-                unsigned c = *p;
-                size_t extra;
-                unsigned min;
-                if (c < 0x80) {
-                        p++;
-                        n++;
-                        continue;
-                } else if ((c & 0xE0) == 0xC0) {
-                        extra = 1, min = 0x80, c &= 0x1F;
-                } else if ((c & 0xF0) == 0xE0) {
-                        extra = 2, min = 0x800, c &= 0x0F;
-                } else if ((c & 0xF8) == 0xF0) {
-                        extra = 3, min = 0x10000, c &= 0x07;
-                } else {
-                        return -1;
-                }
-                if ((size_t)(end - p) <= extra)
-                        return -1;
-                for (size_t i = 1; i <= extra; i++) {
-                        if ((p[i] & 0xC0) != 0x80)
-                                return -1;
-                        c = (c << 6) | (p[i] & 0x3F);
-                }
-                if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-                        return -1;
-                p += extra + 1;
-                n++;
-        }
-        return n;
+        if (!exb_utf8_valid(s, len))
+                return -1;
+        return (long)exb_utf8_count(s, len);
 }
 
 exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *errstr,
@@ -102,15 +73,18 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
                         continue;
                 }
                 if (it->type == EXB_T_STRING) {
-                        long n = exb_utf8_len(v->u.s.p, v->u.s.len);
-                        if (n < 0) {
+                        if (!v->utf8_ok && !exb_utf8_valid(v->u.s.p, v->u.s.len)) {
                                 exb_errf(errstr, errstr_size, "%s: item \"%s\": not valid UTF-8",
                                          res->code, it->name);
                                 return EXB_ERR_INVALID;
                         }
-                        if (it->length > 0 && n > it->length) {
+                        /* A character is at least one byte: count them only
+                         * when the bytes exceed the limit. */
+                        size_t n;
+                        if (it->length > 0 && v->u.s.len > (size_t)it->length &&
+                            (n = exb_utf8_count(v->u.s.p, v->u.s.len)) > (size_t)it->length) {
                                 exb_errf(errstr, errstr_size,
-                                         "%s: item \"%s\": %ld characters, at most %d allowed",
+                                         "%s: item \"%s\": %zu characters, at most %d allowed",
                                          res->code, it->name, n, it->length);
                                 return EXB_ERR_INVALID;
                         }

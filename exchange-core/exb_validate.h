@@ -8,7 +8,8 @@
  * against the item rules that exist for it. Checks, in item order:
  *  - key items are present (also on DELETE, which carries only keys);
  *  - required items are present (not on DELETE);
- *  - strings are valid UTF-8 and at most `length` characters; bytes at most
+ *  - strings are valid UTF-8 (not checked again when the value's utf8_ok
+ *    says the decoder did) and at most `length` characters; bytes at most
  *    `length` bytes;
  *  - gb11643 / gb32100 check characters;
  *  - the record's source is the resource's provider.
@@ -42,7 +43,8 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
  * Returns 0 or -1 (out full). */
 int exb_record_key(const exb_binding_t *b, const exb_record_t *rec, exb_buf_t *out);
 
-/* Number of UTF-8 code points in s, or -1 if s is not valid UTF-8. */
+/* Number of UTF-8 code points in s, or -1 if s is not valid UTF-8
+ * (exb_utf8_valid() and exb_utf8_count() of exb_common.h). */
 long exb_utf8_len(const char *s, size_t len);
 
 #endif

@@ -22,7 +22,9 @@
  * read checks the bytes left first; lengths are compared with the bytes left
  * before anything is touched, so a 4-GB length in a 40-byte message is an
  * error message, not an allocation. Strings are checked to be valid UTF-8
- * (as the Avro spec requires; jansson and SQLite rely on it downstream).
+ * (as the Avro spec requires; jansson and SQLite rely on it downstream) and
+ * marked so (exb_val_t.utf8_ok): that check is the only one a routed string
+ * gets, validation and encoding trust the mark.
  * Values point into the input: no allocation, no copy. Errors are formatted
  * only on the failure path, in a cold function, and name the field and the
  * byte offset from the start of the framed value (what kcat -x shows).
@@ -50,60 +52,6 @@
 #endif
 
 static const char *const env_names[] = {"op", "event_id", "source", "ts_ms"};
-
-/* ------------------------------------------------------------------ UTF-8 */
-
-/* Returns the length of the valid UTF-8 prefix of p[0..len) (== len if all of
- * it is valid). Strict: no overlong forms, no surrogates, max U+10FFFF.
- * ASCII runs go 8 bytes at a time; a multi-byte character is checked by
- * decoding its code point, which keeps the branches predictable for CJK text. */
-static size_t utf8_valid_prefix(const uint8_t *p, size_t len)
-{
-        size_t i = 0;
-        while (i < len) {
-                uint32_t c = p[i];
-                if (c < 0x80) {
-                        i++;
-                        while (i + 8 <= len) {
-                                uint64_t w;
-                                memcpy(&w, p + i, 8);
-                                if (w & 0x8080808080808080ULL)
-                                        break;
-                                i += 8;
-                        }
-                        continue;
-                }
-                if ((c & 0xF0) == 0xE0) { /* 3 bytes: U+0800..U+FFFF minus surrogates */
-                        if (len - i < 3)
-                                return i;
-                        uint32_t b1 = p[i + 1], b2 = p[i + 2];
-                        if (((b1 & 0xC0) ^ 0x80) | ((b2 & 0xC0) ^ 0x80))
-                                return i;
-                        uint32_t cp = (c & 0x0F) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F);
-                        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
-                                return i;
-                        i += 3;
-                } else if ((c & 0xE0) == 0xC0) { /* 2 bytes: U+0080..U+07FF */
-                        if (len - i < 2 || c < 0xC2 || (p[i + 1] & 0xC0) != 0x80)
-                                return i;
-                        i += 2;
-                } else if ((c & 0xF8) == 0xF0) { /* 4 bytes: U+10000..U+10FFFF */
-                        if (len - i < 4)
-                                return i;
-                        uint32_t b1 = p[i + 1], b2 = p[i + 2], b3 = p[i + 3];
-                        if (((b1 & 0xC0) ^ 0x80) | ((b2 & 0xC0) ^ 0x80) | ((b3 & 0xC0) ^ 0x80))
-                                return i;
-                        uint32_t cp = (c & 0x07) << 18 | (b1 & 0x3F) << 12 | (b2 & 0x3F) << 6 |
-                                      (b3 & 0x3F);
-                        if (cp < 0x10000 || cp > 0x10FFFF)
-                                return i;
-                        i += 4;
-                } else { /* continuation byte or 0xF8..0xFF as a lead byte */
-                        return i;
-                }
-        }
-        return len;
-}
 
 /* ---------------------------------------------------------------- framing */
 
@@ -202,7 +150,7 @@ static inline int dec_str(dec_t *d, int utf8, exb_str_t *out)
                                 utf8 ? "string" : "bytes", (long long)n, left);
         const uint8_t *s = d->buf + d->pos;
         if (utf8) {
-                size_t ok = utf8_valid_prefix(s, (size_t)n);
+                size_t ok = exb_utf8_valid_prefix(s, (size_t)n);
                 if (EXB_UNLIKELY(ok != (size_t)n))
                         return DEC_FAIL(d, d->pos + ok, "invalid UTF-8 in string");
         }
@@ -215,8 +163,10 @@ static inline int dec_str(dec_t *d, int utf8, exb_str_t *out)
 static int dec_value(dec_t *d, exb_type_t type, exb_val_t *v)
 {
         size_t start = d->pos;
+        v->utf8_ok = 0;
         switch (type) {
         case EXB_T_STRING:
+                v->utf8_ok = 1; /* dec_str() checks it, or the decode fails */
                 return dec_str(d, 1, &v->u.s);
         case EXB_T_BYTES:
                 return dec_str(d, 0, &v->u.s);
@@ -310,6 +260,7 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
                                 d.pos++;
                                 v->is_null = 1;
                                 v->u.i = 0;
+                                v->utf8_ok = 0;
                                 continue;
                         } else {
                                 int64_t br;
@@ -401,13 +352,14 @@ enc_fail(wr_t *w, size_t len0, char *errstr, size_t errstr_size, const char *fmt
         return EXB_ERR_INVALID;
 }
 
-/* Checks a string/bytes value: non-NULL pointer unless empty, UTF-8 if a
- * string. Returns 0, or the 1-based error kind. */
+/* Checks a string/bytes value: non-NULL pointer unless empty, UTF-8 if
+ * `utf8` (a string not known to be valid). Returns 0, or the 1-based error
+ * kind. */
 static inline int str_bad(exb_str_t s, int utf8)
 {
         if (EXB_UNLIKELY(!s.p && s.len))
                 return 1;
-        if (utf8 && EXB_UNLIKELY(utf8_valid_prefix((const uint8_t *)s.p, s.len) != s.len))
+        if (utf8 && EXB_UNLIKELY(!exb_utf8_valid(s.p, s.len)))
                 return 2;
         return 0;
 }
@@ -484,7 +436,8 @@ exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, 
                 switch (f->type) {
                 case EXB_T_STRING:
                 case EXB_T_BYTES:
-                        if (EXB_UNLIKELY((bad = str_bad(v->u.s, f->type == EXB_T_STRING))))
+                        if (EXB_UNLIKELY((
+                                    bad = str_bad(v->u.s, f->type == EXB_T_STRING && !v->utf8_ok))))
                                 return enc_fail(&w, len0, errstr, errstr_size, "field \"%s\": %s",
                                                 f->name,
                                                 bad == 1 ? "NULL string pointer"
@@ -551,7 +504,7 @@ static int json_str(exb_buf_t *b, const char *sp, size_t len)
                         break;
                 uint8_t c = s[i];
                 if (c >= 0x80) {
-                        size_t ok = utf8_valid_prefix(s + i, len - i);
+                        size_t ok = exb_utf8_valid_prefix(s + i, len - i);
                         if (ok) {
                                 /* Copy the valid non-ASCII run up to the next
                                  * byte that needs attention. */

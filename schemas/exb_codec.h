@@ -32,6 +32,8 @@ exb_err_t exb_frame_schema_id(const void *buf, size_t len, int32_t *id, char *er
 
 /* Decodes a framed value written with `schema` (whose id must match the
  * frame's). rec->vals must have room for schema->nfields values; nvals is set.
+ * Every string value is checked to be UTF-8 and gets utf8_ok = 1, so that
+ * exb_validate() and exb_codec_encode() need not check it again.
  * Returns EXB_OK, or EXB_ERR_SCHEMA with errstr naming the field and byte
  * offset where decoding failed. */
 exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t len,
@@ -40,7 +42,8 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
 /* Appends the framed encoding of rec (rec->nvals == schema->nfields) to out.
  * Errors (EXB_ERR_INVALID, with errstr naming the field): the schema has no
  * id (id < 0), a NULL value in a non-nullable field, a string that is not
- * valid UTF-8, a date outside the int32 range, an op out of range.
+ * valid UTF-8 (checked unless its utf8_ok is set; event_id and source are
+ * always checked), a date outside the int32 range, an op out of range.
  * Returns EXB_OK, EXB_ERR_INVALID, or EXB_ERR_FATAL if out's maximum size is
  * exceeded; on error out->len is what it was on entry. */
 exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out,

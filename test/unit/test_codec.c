@@ -15,7 +15,9 @@
  *  - Avro C reads what we write, and we read what Avro C writes, for random
  *    records of all types (Avro C only ever sees valid data: it does not bound
  *    lengths);
- *  - encode errors roll the output buffer back; JSON rendering.
+ *  - encode errors roll the output buffer back; JSON rendering;
+ *  - decoded strings are marked as checked UTF-8 (utf8_ok); the encoder
+ *    trusts the mark and checks unmarked strings and the envelope's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -685,7 +687,60 @@ static void test_decode_values(void **state)
         assert_true(v[6].u.d == 1.0);
         assert_false(v[7].is_null);
         assert_int_equal(v[7].u.s.len, 0);
+        /* Strings are marked as checked UTF-8, nothing else is. */
+        assert_int_equal(v[0].utf8_ok, 1);
+        assert_int_equal(v[1].utf8_ok, 1);
+        for (int i = 2; i < H_N; i++)
+                assert_int_equal(v[i].utf8_ok, 0);
         free(b);
+        exb_schema_destroy(s);
+}
+
+/* The encoder checks the UTF-8 of strings that are not marked as checked,
+ * trusts marked ones (what the decoder gives), and always checks the
+ * envelope's strings. */
+static void test_encode_utf8_mark(void **state)
+{
+        (void)state;
+        exb_schema_t *s = mk_schema("RH", h_fields, H_N, 1);
+        exb_val_t v[H_N];
+        for (int i = 0; i < H_N; i++)
+                v[i] = VNULL;
+        exb_record_t rec = {.op = EXB_OP_CREATE, .event_id = EXB_STR("e"),
+                            .source = EXB_STR("G"), .ts_ms = 1, .nvals = H_N, .vals = v};
+        exb_buf_t out;
+        exb_buf_init(&out, 0);
+        char err[256] = "";
+        v[0] = VS("k\xed\xa0\x80"); /* a surrogate */
+        assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)), EXB_ERR_INVALID);
+        assert_string_equal(err, "field \"k\": invalid UTF-8 in string");
+        assert_int_equal(out.len, 0);
+        v[0].utf8_ok = 1; /* whoever marks it answers for it */
+        assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)), EXB_OK);
+
+        /* Decoded values re-encode without a second check, to the same bytes. */
+        exb_val_t d[H_N];
+        exb_record_t got = {.vals = d};
+        exb_buf_t again;
+        exb_buf_init(&again, 0);
+        v[0] = VS("张三");
+        v[1] = VS("x");
+        exb_buf_reset(&out);
+        assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)), EXB_OK);
+        assert_int_equal(exb_codec_decode(s, out.p, out.len, &got, err, sizeof(err)), EXB_OK);
+        assert_int_equal(d[0].utf8_ok + d[1].utf8_ok, 2);
+        assert_int_equal(exb_codec_encode(s, &got, &again, err, sizeof(err)), EXB_OK);
+        assert_int_equal(again.len, out.len);
+        assert_memory_equal(again.p, out.p, out.len);
+
+        /* event_id and source carry no mark: always checked. */
+        got.source = EXB_STR("G\xc0\x80");
+        exb_buf_reset(&again);
+        assert_int_equal(exb_codec_encode(s, &got, &again, err, sizeof(err)), EXB_ERR_INVALID);
+        assert_string_equal(err, "field \"source\": invalid UTF-8 in string");
+        assert_int_equal(again.len, 0);
+        exb_buf_free(&out);
+        exb_buf_free(&again);
         exb_schema_destroy(s);
 }
 
@@ -1166,6 +1221,7 @@ int main(void)
                 cmocka_unit_test(test_hostile),         cmocka_unit_test(test_decode_values),
                 cmocka_unit_test(test_encode_errors),   cmocka_unit_test(test_fuzz),
                 cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
+                cmocka_unit_test(test_encode_utf8_mark),
         };
         return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }

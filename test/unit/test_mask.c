@@ -354,6 +354,70 @@ static void test_redact_none(void **state)
         exb_buf_free(&scratch);
 }
 
+/* out->utf8_ok: set when the masked value is known to be valid UTF-8, so
+ * the encoder skips its check; and whenever it is set, the value is valid
+ * (every partial:H:T of checked strings, ASCII and CJK, 0..5 each). */
+static void test_utf8_mark(void **state)
+{
+        static const struct {
+                const char *spec;
+                exb_type_t type;
+                int in_ok; /* the input's mark */
+                int want;  /* the output's mark */
+        } cases[] = {
+                {"partial:1:1", EXB_T_STRING, 1, 1}, /* whole characters of valid text */
+                {"partial:1:1", EXB_T_STRING, 0, 0}, /* unchecked text stays unchecked */
+                {"partial:1:1", EXB_T_INT, 0, 1},    /* text forms are ASCII */
+                {"partial:1:1", EXB_T_BYTES, 0, 1},  /* hex */
+                {"hash", EXB_T_STRING, 0, 1},        /* hex */
+                {"hash", EXB_T_DATE, 0, 1},
+                {"none", EXB_T_STRING, 1, 1}, /* a copy keeps it */
+                {"none", EXB_T_STRING, 0, 0},
+        };
+        static const char *const texts[] = {"370602199001011239", "张三丰", "北京市海淀区abc",
+                                            "😀a😀", "", "a"};
+        exb_buf_t scratch;
+        char err[128];
+        (void)state;
+        exb_buf_init(&scratch, 0);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                exb_mask_t m;
+                exb_val_t in = {.u.s = exb_str("张三丰"), .utf8_ok = cases[i].in_ok}, out;
+                if (cases[i].type != EXB_T_STRING && cases[i].type != EXB_T_BYTES)
+                        in = (exb_val_t){.u.i = 20468, .utf8_ok = cases[i].in_ok};
+                assert_int_equal(exb_mask_parse(cases[i].spec, &m, err, sizeof(err)), 0);
+                assert_int_equal(exb_mask_apply(&m, cases[i].type, &in, secret, strlen(secret),
+                                                &scratch, &out),
+                                 0);
+                if (out.utf8_ok != cases[i].want)
+                        fail_msg("case %zu (%s): utf8_ok %d, want %d", i, cases[i].spec,
+                                 out.utf8_ok, cases[i].want);
+        }
+        for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++)
+                for (int h = 0; h <= 5; h++)
+                        for (int k = 0; k <= 5; k++) {
+                                char spec[32];
+                                exb_mask_t m;
+                                exb_val_t in = {.u.s = exb_str(texts[t]), .utf8_ok = 1}, out;
+                                snprintf(spec, sizeof(spec), "partial:%d:%d", h, k);
+                                assert_int_equal(exb_mask_parse(spec, &m, err, sizeof(err)), 0);
+                                assert_int_equal(exb_mask_apply(&m, EXB_T_STRING, &in, NULL, 0,
+                                                                &scratch, &out),
+                                                 0);
+                                assert_int_equal(out.utf8_ok, 1);
+                                if (!exb_utf8_valid(out.u.s.p, out.u.s.len))
+                                        fail_msg("%s of \"%s\" is not valid UTF-8", spec,
+                                                 texts[t]);
+                        }
+        /* redact: null, nothing to check */
+        exb_mask_t m;
+        exb_val_t in = {.u.s = exb_str("x"), .utf8_ok = 1}, out;
+        assert_int_equal(exb_mask_parse("redact", &m, err, sizeof(err)), 0);
+        assert_int_equal(exb_mask_apply(&m, EXB_T_STRING, &in, NULL, 0, &scratch, &out), 0);
+        assert_true(out.is_null);
+        exb_buf_free(&scratch);
+}
+
 /* scratch's maximum is respected; once grown, scratch is reused without
  * reallocation (the router's per-record path). */
 static void test_scratch(void **state)
@@ -403,7 +467,7 @@ int main(void)
                 cmocka_unit_test(test_parse),     cmocka_unit_test(test_val_to_text),
                 cmocka_unit_test(test_partial),   cmocka_unit_test(test_hash),
                 cmocka_unit_test(test_hash_keys), cmocka_unit_test(test_redact_none),
-                cmocka_unit_test(test_scratch),
+                cmocka_unit_test(test_scratch),   cmocka_unit_test(test_utf8_mark),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
