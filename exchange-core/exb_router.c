@@ -116,6 +116,7 @@ typedef struct rt_entry_s {
         rt_part_t *part;
         int64_t offset;
         int pending;
+        struct rt_entry_s *next_spare; /* in rtr->spare while unused */
 } rt_entry_t;
 
 struct rt_part_s {
@@ -144,6 +145,7 @@ struct exb_router_s {
         rt_schema_t *schemas;
         int nparts;
         rt_part_t **parts;
+        rt_entry_t *spare; /* finished entries, reused (one per record otherwise) */
         rt_stats_t *stats;
         exb_msg_t *batch;
         exb_val_t *in_vals, *out_vals;
@@ -469,7 +471,13 @@ static rt_part_t *part_get(exb_router_t *rtr, const char *topic, int32_t partiti
         return p;
 }
 
-static rt_entry_t *entry_new(rt_part_t *p, int64_t offset)
+static void entry_free(exb_router_t *rtr, rt_entry_t *e)
+{
+        e->next_spare = rtr->spare;
+        rtr->spare = e;
+}
+
+static rt_entry_t *entry_new(exb_router_t *rtr, rt_part_t *p, int64_t offset)
 {
         if (p->cnt == p->cap) {
                 size_t cap = p->cap ? p->cap * 2 : 1024;
@@ -481,7 +489,11 @@ static rt_entry_t *entry_new(rt_part_t *p, int64_t offset)
                 p->head = 0;
                 p->cap = cap;
         }
-        rt_entry_t *e = exb_calloc(1, sizeof(*e));
+        rt_entry_t *e = rtr->spare;
+        if (e)
+                rtr->spare = e->next_spare;
+        else
+                e = exb_calloc(1, sizeof(*e));
         e->part = p;
         e->offset = offset;
         e->pending = 1; /* held until routing of the record is finished */
@@ -497,7 +509,7 @@ static void offsets_advance(exb_router_t *rtr)
                 int64_t next = -1;
                 while (p->cnt && p->ring[p->head]->pending == 0) {
                         next = p->ring[p->head]->offset + 1;
-                        free(p->ring[p->head]);
+                        entry_free(rtr, p->ring[p->head]);
                         p->head = (p->head + 1) % p->cap;
                         p->cnt--;
                 }
@@ -515,7 +527,7 @@ static void part_drop(exb_router_t *rtr, const char *topic, int32_t partition)
                 for (size_t k = 0; k < p->cnt; k++) {
                         rt_entry_t *e = p->ring[(p->head + k) % p->cap];
                         if (e->pending == 0)
-                                free(e);
+                                entry_free(rtr, e);
                         else
                                 e->part = NULL; /* orphaned: its last delivery report frees it */
                 }
@@ -548,7 +560,7 @@ static void on_delivery(void *opaque, void *msg_opaque, exb_err_t err, const cha
         if (err == EXB_OK)
                 e->pending--;
         if (!e->part && e->pending == 0)
-                free(e);
+                entry_free(rtr, e);
 }
 
 /* ------------------------------------------------------------- transactions */
@@ -774,7 +786,7 @@ static void route_msg(exb_router_t *rtr, const exb_msg_t *m)
                 route_record(rtr, m, NULL);
                 return;
         }
-        rt_entry_t *e = entry_new(part, m->offset);
+        rt_entry_t *e = entry_new(rtr, part, m->offset);
         route_record(rtr, m, e);
         e->pending--; /* routing done: complete once its outputs are delivered */
 }
@@ -979,6 +991,11 @@ void exb_router_destroy(exb_router_t *rtr)
         while (rtr->nparts)
                 part_drop(rtr, rtr->parts[0]->topic, rtr->parts[0]->partition);
         free(rtr->parts);
+        while (rtr->spare) {
+                rt_entry_t *next = rtr->spare->next_spare;
+                free(rtr->spare);
+                rtr->spare = next;
+        }
         table_free(rtr);
         exb_control_destroy(rtr->ctl);
         while (rtr->stats) {

@@ -29,7 +29,7 @@ data.dir = $T/producer-GA
 source.type = files
 source.path = $DROP
 source.table.person = $RES
-source.files.settle.ms = 1000
+source.files.settle.ms = 2000
 poll.interval.ms = 50
 batch.size = 500
 EOF
