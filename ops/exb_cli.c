@@ -165,6 +165,7 @@ static const struct {
     {"sub", exb_cmd_sub, "sub request|approve|reject|revoke|list ..."},
     {"routes", exb_cmd_routes, "routes                          ingest topic and active deliveries per resource"},
     {"acl", exb_cmd_acl, "acl sync [--dry-run] | acl list   per-department Kafka ACLs from catalog and subscriptions"},
+    {"lag", exb_cmd_lag, "lag [--group G]...               consumer groups: members, committed offsets, lag"},
     {"dlq", exb_cmd_dlq, "dlq list [--provider DEPT]      dead letters with their reasons"},
     {"producer", exb_cmd_producer, "producer -c FILE [--snapshot]   producer agent of a department"},
     {"router", exb_cmd_router, "router -c FILE                  the router"},

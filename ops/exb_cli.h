@@ -73,6 +73,7 @@ int exb_cmd_catalog(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_sub(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_routes(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_dlq(exb_cli_t *cli, int argc, char **argv);
+int exb_cmd_lag(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_broker(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_producer(exb_cli_t *cli, int argc, char **argv);
 int exb_cmd_router(exb_cli_t *cli, int argc, char **argv);
