@@ -902,11 +902,14 @@ static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, cons
         }
         rtr->txn = !strcmp(conf->exactly_once, "on") ||
                    (!strcmp(conf->exactly_once, "auto") && !embedded);
-        /* transactional.id first: a user's kafka.transactional.id wins */
-        exb_kprop_t *props = exb_calloc((size_t)rtr->nprops + 1, sizeof(*props));
+        /* Transactional: the commit vouches for every output, so only failed
+         * deliveries are reported. User kafka.* keys come last and win. */
+        exb_kprop_t *props = exb_calloc((size_t)rtr->nprops + 2, sizeof(*props));
         int n = 0;
-        if (rtr->txn)
+        if (rtr->txn) {
                 props[n++] = (exb_kprop_t){"transactional.id", name};
+                props[n++] = (exb_kprop_t){"delivery.report.only.error", "true"};
+        }
         memcpy(props + n, rtr->props, sizeof(*props) * (size_t)rtr->nprops);
         n += rtr->nprops;
         rtr->producer = exb_producer_new(rtr->brokers, props, n, on_delivery, rtr, errstr,
