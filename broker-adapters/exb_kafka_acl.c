@@ -45,11 +45,7 @@ static rd_kafka_event_t *acl_call(const char *brokers, const exb_kprop_t *props,
         /* librdkafka's mock cluster (the embedded broker) has no ACL API and
          * would leave the request waiting for a controller until the timeout:
          * recognise it by the cluster id it gives itself. */
-        char *cid = rd_kafka_clusterid(rk, timeout_ms < 5000 ? timeout_ms : 5000);
-        int mock = cid && !strncmp(cid, "mockCluster", 11);
-        if (cid)
-                rd_kafka_mem_free(rk, cid);
-        if (mock) {
+        if (exb_kafka_is_embedded(rk, timeout_ms < 5000 ? timeout_ms : 5000)) {
                 exb_errf(errstr, errstr_size, "%s is an embedded broker: no ACL API", brokers);
                 rd_kafka_destroy(rk);
                 return NULL;

@@ -142,11 +142,7 @@ exb_err_t exb_admin_ensure_topics(const char *brokers, const exb_kprop_t *props,
         /* The mock's cluster id is "mockCluster<hex>"; its metadata names a
          * controller that does not exist, so CreateTopics would only time
          * out "waiting for controller". */
-        char *cid = rd_kafka_clusterid(rk, 0);
-        int mock = cid && !strncmp(cid, "mockCluster", 11);
-        if (cid)
-                rd_kafka_mem_free(rk, cid);
-        if (mock) {
+        if (exb_kafka_is_embedded(rk, 0)) {
                 ret = wait_topics(rk, specs, n, deadline, EMBEDDED_WHY, errstr, errstr_size);
                 rd_kafka_destroy(rk);
                 return ret;

@@ -34,16 +34,6 @@ static int remaining(int64_t deadline)
         return left < 1 ? 1 : (int)left;
 }
 
-/* 1 if rk talks to an embedded broker (librdkafka's mock cluster). */
-static int is_mock(rd_kafka_t *rk, int timeout_ms)
-{
-        char *cid = rd_kafka_clusterid(rk, timeout_ms);
-        int mock = cid && !strncmp(cid, "mockCluster", 11);
-        if (cid)
-                rd_kafka_mem_free(rk, cid);
-        return mock;
-}
-
 /* Waits for the result of an admin request on q (bounded by the request
  * timeout set in its options, plus a margin). NULL if none came. */
 static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int64_t deadline)
@@ -74,7 +64,7 @@ int exb_admin_group_list(const char *brokers, const exb_kprop_t *props, int npro
         rd_kafka_t *rk = exb_admin_handle(brokers, props, nprops, errstr, errstr_size);
         if (!rk)
                 return -1;
-        if (is_mock(rk, remaining(deadline))) {
+        if (exb_kafka_is_embedded(rk, remaining(deadline))) {
                 exb_errf(errstr, errstr_size, "%s is an embedded broker: it cannot list groups",
                          brokers);
                 rd_kafka_destroy(rk);
@@ -483,7 +473,7 @@ exb_err_t exb_admin_groups_describe(const char *brokers, const exb_kprop_t *prop
                 rd_kafka_destroy(rk);
                 return ret == EXB_OK ? EXB_ERR_RETRY : ret;
         }
-        int apis = !is_mock(rk, remaining(deadline)), probe = 0;
+        int apis = !exb_kafka_is_embedded(rk, remaining(deadline)), probe = 0;
 
         exb_group_desc_t *d = exb_calloc((size_t)n + 1, sizeof(*d));
         for (int i = 0; i < n; i++) {

@@ -27,6 +27,10 @@ exb_err_t exb_kerr(rd_kafka_t *rk, rd_kafka_resp_err_t err);
  * the embedded broker's own rd_kafka_t, whose chatter nobody needs). */
 void exb_klog_debug_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
+/* 1 if rk talks to an embedded broker: librdkafka's mock cluster, which
+ * names itself "mockCluster<hex>" (waits up to timeout_ms for the id). */
+int exb_kafka_is_embedded(rd_kafka_t *rk, int timeout_ms);
+
 /* The librdkafka handle of a consumer (for the producer's transactions). */
 rd_kafka_t *exb_consumer_rk(exb_consumer_t *c);
 

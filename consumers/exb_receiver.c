@@ -621,15 +621,18 @@ exb_receiver_t *exb_receiver_new(const exb_receiver_conf_t *conf, char *errstr, 
         /* Control plane (user's kafka.* only), then the group consumer with
          * the defaults first so kafka.* keys override them. */
         int nuser = conf->kafka.cnt;
-        exb_kprop_t *props = exb_calloc((size_t)nuser + 2, sizeof(*props));
+        char client_id[128];
+        snprintf(client_id, sizeof(client_id), "exbus-consumer-%s", rcv->dept); /* in exbus lag */
+        exb_kprop_t *props = exb_calloc((size_t)nuser + 3, sizeof(*props));
         props[0] = (exb_kprop_t){"topic.metadata.refresh.interval.ms", "5000"};
+        props[1] = (exb_kprop_t){"client.id", client_id};
         for (int i = 0; i < nuser; i++)
-                props[1 + i] = (exb_kprop_t){conf->kafka.kvs[i].key, conf->kafka.kvs[i].value};
+                props[2 + i] = (exb_kprop_t){conf->kafka.kvs[i].key, conf->kafka.kvs[i].value};
         snprintf(buf, sizeof(buf), "%s/consumer-%s-control.db", rcv->data_dir, rcv->dept);
         exb_rebalance_t rb = {on_assign, on_revoke, rcv};
-        if (!(rcv->ctl = exb_control_new(rcv->brokers, props + 1, nuser, buf, 15000, errstr,
+        if (!(rcv->ctl = exb_control_new(rcv->brokers, props + 2, nuser, buf, 15000, errstr,
                                          errstr_size)) ||
-            !(rcv->consumer = exb_consumer_new(rcv->brokers, rcv->group_id, props, nuser + 1, &rb,
+            !(rcv->consumer = exb_consumer_new(rcv->brokers, rcv->group_id, props, nuser + 2, &rb,
                                                errstr, errstr_size))) {
                 free(props);
                 goto fail;

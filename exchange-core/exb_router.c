@@ -886,7 +886,6 @@ static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, cons
                           char *errstr, size_t errstr_size)
 {
         char *cluster = exb_consumer_cluster_id(rtr->consumer, 10000);
-        int embedded = cluster && !strncmp(cluster, "mockCluster", 11);
         if (!cluster && strcmp(conf->exactly_once, "off")) {
                 exb_errf(errstr, errstr_size,
                          "router: cannot reach the brokers to learn their cluster id (needed for "
@@ -894,6 +893,7 @@ static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, cons
                 return -1;
         }
         free(cluster);
+        int embedded = exb_consumer_embedded(rtr->consumer, 0);
         if (embedded && !strcmp(conf->exactly_once, "on")) {
                 exb_errf(errstr, errstr_size,
                          "router: exactly.once=on, but the brokers are an embedded broker, which "
