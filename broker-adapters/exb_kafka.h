@@ -273,6 +273,7 @@ typedef struct exb_topic_spec_s {
         const char *name;
         int partitions;
         int compact; /* cleanup.policy=compact */
+        int max_message_bytes; /* max.message.bytes of a new topic; 0 = the broker's default */
 } exb_topic_spec_t;
 
 /* Makes sure the topics exist (existing ones are left alone, whatever their

@@ -160,6 +160,11 @@ exb_err_t exb_admin_ensure_topics(const char *brokers, const exb_kprop_t *props,
                 }
                 if (specs[i].compact)
                         rd_kafka_NewTopic_set_config(nts[i], "cleanup.policy", "compact");
+                if (specs[i].max_message_bytes > 0) {
+                        char mb[16];
+                        snprintf(mb, sizeof(mb), "%d", specs[i].max_message_bytes);
+                        rd_kafka_NewTopic_set_config(nts[i], "max.message.bytes", mb);
+                }
         }
 
         rd_kafka_AdminOptions_t *opts =

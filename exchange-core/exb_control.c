@@ -601,7 +601,9 @@ void exb_sub_topic(const exb_sub_t *sub, char *out, size_t out_size)
 static void spec_add(exb_topic_spec_t **specs, int *n, char *name, int partitions, int compact)
 {
         *specs = exb_realloc(*specs, sizeof(**specs) * (size_t)(*n + 1));
-        (*specs)[(*n)++] = (exb_topic_spec_t){name, partitions, compact};
+        (*specs)[(*n)++] = (exb_topic_spec_t){name, partitions, compact,
+                                              /* a dead letter is the rejected value as it came */
+                                              !strncmp(name, "exb.dlq.", 8) ? EXB_DLQ_MAX_BYTES : 0};
 }
 
 int exb_control_topics(exb_control_t *ctl, int partitions, exb_topic_spec_t **specs)

@@ -122,6 +122,10 @@ int exb_sub_active(const exb_sub_t *sub, int64_t now_ms);
 /* "exb.deliver.<subscriber>.<resource>" into out. */
 void exb_sub_topic(const exb_sub_t *sub, char *out, size_t out_size);
 
+/* max.message.bytes of the dead-letter topics exb.dlq.*: the largest value the
+ * router accepts (64 MiB) plus room for key, headers and batch overhead. */
+#define EXB_DLQ_MAX_BYTES (65 * 1024 * 1024)
+
 /* Topics the catalog and subscriptions imply (ingest per resource, dlq per
  * department, deliver per approved subscription, control, audit). Caller
  * frees with exb_topic_specs_free. Returns the count. */

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define RT_MAX_VALUE (64 * 1024 * 1024)
+#define RT_MAX_REQUEST "68157440" /* RT_MAX_VALUE + 1 MiB for key, headers, batch overhead */
 #define RT_TXN_TIMEOUT_MS 60000 /* commit/abort: outlasts a broker restart */
 
 const exb_prop_t exb_router_props[] = {
@@ -904,8 +905,13 @@ static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, cons
                    (!strcmp(conf->exactly_once, "auto") && !embedded);
         /* Transactional: the commit vouches for every output, so only failed
          * deliveries are reported. User kafka.* keys come last and win. */
-        exb_kprop_t *props = exb_calloc((size_t)rtr->nprops + 2, sizeof(*props));
+        exb_kprop_t *props = exb_calloc((size_t)rtr->nprops + 3, sizeof(*props));
         int n = 0;
+        /* A dead letter is the value as consumed, up to RT_MAX_VALUE; with
+         * librdkafka's default message.max.bytes (1 MB) a larger one is a fatal
+         * produce error. Producer only: a consumer requires fetch.max.bytes >=
+         * message.max.bytes. */
+        props[n++] = (exb_kprop_t){"message.max.bytes", RT_MAX_REQUEST};
         if (rtr->txn) {
                 props[n++] = (exb_kprop_t){"transactional.id", name};
                 props[n++] = (exb_kprop_t){"delivery.report.only.error", "true"};
