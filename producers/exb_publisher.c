@@ -22,8 +22,45 @@
  * version (and the capture re-installed, so new item columns are captured);
  * if the new version does not fit the table, the old binding stays and the
  * reason is logged.
+ *
+ * Restart recovery (no duplicate after kill -9). A change is forgotten by
+ * the source only after its delivery report, so a run killed between
+ * "Kafka has it" and "the source forgot it" leaves changes that Kafka
+ * already has. Before a run produces anything it finds them and drops them
+ * as delivered:
+ *  - Window. At most ring.cap changes after the source's acknowledged
+ *    position can have been produced: reading stops while the ring plus
+ *    the slots popped but not yet acknowledged (ring.popped) fill it. So
+ *    the window is the first max(cap of the last run, cap) changes the
+ *    source hands out (snapshot: the rows after the saved progress).
+ *  - Read-back. Each window change that passes validation is looked up by
+ *    event id on its ingest topic: every partition is read from its high
+ *    watermark minus the window's size for that topic up to the high
+ *    watermark, with a group-less consumer, and further back (one window at
+ *    a time, at most 64) while the oldest record read is still a window
+ *    change (earlier duplicates of this agent, or another writer between).
+ *    The event id is read from the envelope's first bytes
+ *    (exb_pub_peek_event_id): no schema, no header on the wire.
+ *  - Plan (exb_pub_recovery_plan). Per topic and key, the present prefix of
+ *    the window's changes is delivered; from the first missing change of a
+ *    key on, its changes are produced again. Skipped positions go into the
+ *    ring's skip list: take() pushes them as DONE without producing, so
+ *    they are acknowledged in order with the rest.
+ *  - Cheap when nothing was in flight. data.dir/producer-state.db keeps
+ *    stream_state(source_id, clean, max_inflight): clean=0 is written
+ *    before the first produce, clean=1 by exb_publisher_destroy() once the
+ *    ring is empty and acknowledged. A clean start reads nothing back; a
+ *    missing row counts as unclean (a new agent's topics are empty: cheap).
+ *    A snapshot table keeps snapshot_inflight(run, tbl, max_inflight) while
+ *    its rows may be in flight; a resumed table with that row recovers the
+ *    same way before it goes on.
+ *  - Failure. If the broker cannot be read, nothing is produced; the
+ *    recovery is tried again (1 s, doubling to 30 s). A change Kafka has but
+ *    the read-back did not see is produced again: a duplicate with the same
+ *    event id, never a loss.
  */
 #include "exb_publisher.h"
+#include "exb_publisher_int.h"
 #include "exb_sql.h"
 #include "exb_catalog.h"
 #include "exb_codec.h"
@@ -302,6 +339,9 @@ struct pub_ring_s {
         int pending; /* slots waiting for a report */
         int failed;  /* a report failed: stop, drain, rewind */
         int snapshot;
+        int popped;    /* popped since the last acknowledgement (saved progress) */
+        int64_t *skip; /* positions Kafka already has (restart recovery), sorted */
+        int nskip;
 };
 
 struct exb_publisher_s {
@@ -334,6 +374,9 @@ struct exb_publisher_s {
         exb_record_t rec;
         exb_publisher_stats_t stats;
         volatile sig_atomic_t *stop;
+        int recovering;     /* the restart recovery is still to be done */
+        int recover_ms;     /* its retry backoff */
+        int64_t recover_at; /* mono ms */
 };
 
 static pub_slot_t *ring_push(pub_ring_t *r, int64_t pos, int state)
@@ -366,6 +409,7 @@ static int ring_pop(pub_ring_t *r, int64_t *last)
                 r->n--;
                 popped++;
         }
+        r->popped += popped;
         return popped;
 }
 
@@ -447,13 +491,41 @@ static int reject(exb_publisher_t *pub, pub_ring_t *ring, const exb_change_t *ch
         return 0;
 }
 
-enum { TAKE_PRODUCED = 1, TAKE_REJECTED = 0, TAKE_FULL = -2, TAKE_BUSY = -3, TAKE_FATAL = -1 };
+enum {
+        TAKE_SKIPPED = 2, /* Kafka already has it (restart recovery) */
+        TAKE_PRODUCED = 1,
+        TAKE_REJECTED = 0,
+        TAKE_FULL = -2,
+        TAKE_BUSY = -3,
+        TAKE_FATAL = -1
+};
 
-/* Validates, encodes and produces one change (or rejects it). */
+static int skip_has(const pub_ring_t *r, int64_t pos)
+{
+        int lo = 0, hi = r->nskip;
+        while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (r->skip[mid] < pos)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < r->nskip && r->skip[lo] == pos;
+}
+
+/* Validates, encodes and produces one change (or rejects it, or skips it
+ * as already delivered). */
 static int take(exb_publisher_t *pub, pub_ring_t *ring, const exb_change_t *chg, char *errstr,
                 size_t errstr_size)
 {
         char why[1024];
+        if (ring->nskip && skip_has(ring, chg->pos)) {
+                ring_push(ring, chg->pos, SLOT_DONE);
+                if (ring == &pub->ring)
+                        pub->last_taken = chg->pos;
+                pub->stats.recovered++;
+                return TAKE_SKIPPED;
+        }
         if (chg->table < 0 || chg->error) {
                 if (chg->table >= 0)
                         snprintf(why, sizeof(why), "%s: %s", pub->tables[chg->table].res->code,
@@ -550,8 +622,10 @@ static int ack(exb_publisher_t *pub)
                 EXB_WARN("%s: %s (retrying)", pub->where, err);
                 return -1;
         }
-        if (pos)
+        if (pos) {
                 pub->acked = pos;
+                pub->ring.popped = 0;
+        }
         pub->rej_pending = 0;
         return 0;
 }
@@ -636,6 +710,447 @@ static void refresh(exb_publisher_t *pub)
         pub->last_taken = pub->acked;
 }
 
+/* --------------------------------------------------------- restart recovery */
+
+#define REC_MAX_ROUNDS 64    /* read-back windows per partition, at most */
+#define REC_ROUND_MS   30000 /* one read-back round, at most */
+
+static int rec_varint(const uint8_t *p, size_t len, size_t *off, int64_t *v)
+{
+        uint64_t u = 0;
+        for (int i = 0; i < 10; i++) {
+                if (*off >= len)
+                        return -1;
+                uint8_t b = p[(*off)++];
+                u |= (uint64_t)(b & 0x7f) << (7 * i);
+                if (!(b & 0x80)) {
+                        *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+int exb_pub_peek_event_id(const void *value, size_t len, const char **eid, size_t *eid_len)
+{
+        const uint8_t *p = value;
+        size_t off = EXB_FRAME_HDR;
+        int64_t op, n;
+        if (!p || len < EXB_FRAME_HDR || p[0] != EXB_FRAME_MAGIC)
+                return -1;
+        if (rec_varint(p, len, &off, &op) || op < 0 || op >= EXB_OP_CNT)
+                return -1;
+        if (rec_varint(p, len, &off, &n) || n < 0 || (uint64_t)n > len - off)
+                return -1;
+        *eid = (const char *)p + off;
+        *eid_len = (size_t)n;
+        return 0;
+}
+
+static int plan_cmp(const void *a, const void *b)
+{
+        const exb_pubrec_ent_t *x = *(exb_pubrec_ent_t *const *)a;
+        const exb_pubrec_ent_t *y = *(exb_pubrec_ent_t *const *)b;
+        if (x->topic != y->topic)
+                return x->topic < y->topic ? -1 : 1;
+        size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+        int c = n ? memcmp(x->key, y->key, n) : 0;
+        if (c)
+                return c;
+        if (x->key_len != y->key_len)
+                return x->key_len < y->key_len ? -1 : 1;
+        return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int exb_pub_recovery_plan(exb_pubrec_ent_t *ents, int n)
+{
+        exb_pubrec_ent_t **by = exb_calloc((size_t)n + 1, sizeof(*by));
+        for (int i = 0; i < n; i++)
+                by[i] = &ents[i];
+        qsort(by, (size_t)n, sizeof(*by), plan_cmp);
+        int skipped = 0, gap = 0;
+        for (int i = 0; i < n; i++) {
+                exb_pubrec_ent_t *e = by[i];
+                if (i == 0 || e->topic != by[i - 1]->topic || e->key_len != by[i - 1]->key_len ||
+                    (e->key_len && memcmp(e->key, by[i - 1]->key, e->key_len)))
+                        gap = 0; /* a new key */
+                e->skip = e->present && !gap;
+                gap |= !e->present;
+                skipped += e->skip;
+        }
+        free(by);
+        return skipped;
+}
+
+/* The window of one recovery: its changes, their topics. */
+typedef struct rec_win_s {
+        exb_pubrec_ent_t *ents;
+        int n, cap;
+        exb_pubrec_ent_t **by_eid; /* sorted by event id */
+        const char *topics[64];    /* borrowed from pub->tables */
+        int counts[64];            /* window changes per topic */
+        int ntopics;
+        int64_t read; /* records read back */
+} rec_win_t;
+
+static void win_free(rec_win_t *w)
+{
+        for (int i = 0; i < w->n; i++) {
+                free((char *)w->ents[i].key);
+                free((char *)w->ents[i].event_id);
+        }
+        free(w->ents);
+        free(w->by_eid);
+        memset(w, 0, sizeof(*w));
+}
+
+/* Adds a change the last run may have produced: only one that would be
+ * produced (one that is rejected never reached Kafka). */
+static void win_add(exb_publisher_t *pub, rec_win_t *w, const exb_change_t *chg)
+{
+        char why[1024];
+        if (chg->table < 0 || chg->error)
+                return;
+        pub_table_t *t = &pub->tables[chg->table];
+        exb_record_t rec = {
+                chg->op,  exb_str(chg->event_id), exb_str(pub->dept), chg->ts_ms, chg->nvals,
+                chg->vals};
+        exb_buf_reset(&pub->key);
+        if (exb_validate(&t->bind, &rec, why, sizeof(why)) != EXB_OK ||
+            exb_record_key(&t->bind, &rec, &pub->key))
+                return;
+        int ti = 0;
+        while (ti < w->ntopics && strcmp(w->topics[ti], t->topic_name))
+                ti++;
+        if (ti == w->ntopics) {
+                if (ti == (int)EXB_ARRAY_CNT(w->topics))
+                        return; /* not looked up: produced again if it was there */
+                w->topics[w->ntopics++] = t->topic_name;
+        }
+        if (w->n == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 256;
+                w->ents = exb_realloc(w->ents, (size_t)w->cap * sizeof(*w->ents));
+        }
+        exb_pubrec_ent_t *e = &w->ents[w->n++];
+        memset(e, 0, sizeof(*e));
+        e->pos = chg->pos;
+        e->topic = ti;
+        e->key = exb_strndup((const char *)pub->key.p, pub->key.len);
+        e->key_len = pub->key.len;
+        e->event_id = exb_strdup(chg->event_id);
+        w->counts[ti]++;
+}
+
+static int eid_cmp(const void *a, const void *b)
+{
+        return strcmp((*(exb_pubrec_ent_t *const *)a)->event_id,
+                      (*(exb_pubrec_ent_t *const *)b)->event_id);
+}
+
+static exb_pubrec_ent_t *win_find(const rec_win_t *w, const char *eid, size_t len)
+{
+        int lo = 0, hi = w->n;
+        while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                const char *m = w->by_eid[mid]->event_id;
+                int c = strncmp(m, eid, len);
+                if (c == 0 && m[len])
+                        c = 1; /* m is longer */
+                if (c == 0)
+                        return w->by_eid[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+typedef struct rec_range_s {
+        int topic;
+        int32_t partition;
+        int64_t lo, from, to; /* read [from, to); lo: the partition's low watermark */
+        int done;
+        int first_in_window; /* the oldest record read is a window change */
+        int rounds;
+} rec_range_t;
+
+/* Reads the ranges (one round), marking the window changes found. Returns
+ * 0, or -1 with errstr (the consumer failed). Ranges not read to their end
+ * in time stay as they are (their changes count as missing). */
+static int rec_read(exb_publisher_t *pub, rec_win_t *w, rec_range_t *rg, int n, char *errstr,
+                    size_t errstr_size)
+{
+        exb_consumer_t *c = exb_consumer_new(pub->brokers, NULL, pub->kprops, pub->nkprops, NULL,
+                                             errstr, errstr_size);
+        if (!c)
+                return -1;
+        int left = 0;
+        for (int i = 0; i < n; i++) {
+                if (rg[i].done)
+                        continue;
+                if (exb_consumer_assign(c, w->topics[rg[i].topic], rg[i].partition, rg[i].from,
+                                        errstr, errstr_size) != EXB_OK) {
+                        exb_consumer_destroy(c);
+                        return -1;
+                }
+                rg[i].first_in_window = -1; /* nothing read yet */
+                left++;
+        }
+        exb_msg_t msgs[256];
+        int64_t deadline = exb_mono_ms() + REC_ROUND_MS;
+        int rc = 0;
+        while (left > 0 && exb_mono_ms() < deadline) {
+                int k = exb_consumer_poll(c, msgs, (int)EXB_ARRAY_CNT(msgs), 200, errstr,
+                                          errstr_size);
+                if (k < 0) {
+                        rc = -1;
+                        break;
+                }
+                for (int i = 0; i < k; i++) {
+                        const exb_msg_t *m = &msgs[i];
+                        rec_range_t *r = NULL;
+                        for (int j = 0; j < n && !r; j++)
+                                if (!rg[j].done && rg[j].partition == m->partition &&
+                                    !strcmp(w->topics[rg[j].topic], m->topic))
+                                        r = &rg[j];
+                        if (r && m->offset >= r->from && m->offset < r->to) {
+                                const char *eid;
+                                size_t len;
+                                exb_pubrec_ent_t *e = NULL;
+                                w->read++;
+                                if (!exb_pub_peek_event_id(m->value, m->len, &eid, &len))
+                                        e = win_find(w, eid, len);
+                                if (e && e->topic == r->topic)
+                                        e->present = 1;
+                                if (r->first_in_window < 0)
+                                        r->first_in_window = e != NULL;
+                                if (m->offset >= r->to - 1) {
+                                        r->done = 1;
+                                        left--;
+                                }
+                        }
+                        exb_msg_release(&msgs[i]);
+                }
+        }
+        if (left > 0 && rc == 0)
+                EXB_WARN("%s: recovery: %d partition(s) not read back to their end within %d s; "
+                         "their changes not found are sent again (duplicates possible)",
+                         pub->where, left, REC_ROUND_MS / 1000);
+        exb_consumer_destroy(c);
+        return rc;
+}
+
+/* Looks the window up on Kafka (sets ents[].present). Returns 0, or -1 with
+ * errstr (the broker cannot be read: try again later). */
+static int rec_lookup(exb_publisher_t *pub, rec_win_t *w, char *errstr, size_t errstr_size)
+{
+        w->by_eid = exb_calloc((size_t)w->n + 1, sizeof(*w->by_eid));
+        for (int i = 0; i < w->n; i++)
+                w->by_eid[i] = &w->ents[i];
+        qsort(w->by_eid, (size_t)w->n, sizeof(*w->by_eid), eid_cmp);
+
+        rec_range_t *rg = NULL;
+        int nrg = 0, rc = -1;
+        int64_t t0 = exb_mono_ms();
+        exb_consumer_t *meta = exb_consumer_new(pub->brokers, NULL, pub->kprops, pub->nkprops, NULL,
+                                                errstr, errstr_size);
+        if (!meta)
+                return -1;
+        for (int ti = 0; ti < w->ntopics; ti++) {
+                exb_topic_info_t *infos = NULL;
+                int ni = exb_admin_list_topics(pub->brokers, pub->kprops, pub->nkprops,
+                                               w->topics[ti], &infos, 10000, errstr, errstr_size);
+                if (ni < 0)
+                        goto done;
+                int nparts = 0;
+                for (int i = 0; i < ni; i++)
+                        if (!strcmp(infos[i].name, w->topics[ti]))
+                                nparts = infos[i].partitions;
+                exb_topic_infos_free(infos, ni);
+                rg = exb_realloc(rg, (size_t)(nrg + nparts + 1) * sizeof(*rg));
+                for (int p = 0; p < nparts; p++) {
+                        int64_t lo, hi;
+                        if (exb_consumer_watermarks(meta, w->topics[ti], p, &lo, &hi, 10000) !=
+                            EXB_OK) {
+                                exb_errf(errstr, errstr_size, "%s [%d]: cannot query watermarks",
+                                         w->topics[ti], p);
+                                goto done;
+                        }
+                        if (hi <= lo)
+                                continue;
+                        int64_t from = hi - w->counts[ti] > lo ? hi - w->counts[ti] : lo;
+                        rg[nrg++] = (rec_range_t){ti, p, lo, from, hi, 0, -1, 1};
+                }
+        }
+        EXB_DEBUG("%s: recovery: %d partition(s) to read back (metadata and watermarks: %lld ms)",
+                  pub->where, nrg, (long long)(exb_mono_ms() - t0));
+        /* Rounds: the tail first, then further back where the oldest record
+         * read was still a window change. */
+        for (;;) {
+                int todo = 0;
+                for (int i = 0; i < nrg; i++)
+                        todo += !rg[i].done;
+                if (!todo)
+                        break;
+                int64_t r0 = exb_mono_ms();
+                if (rec_read(pub, w, rg, nrg, errstr, errstr_size))
+                        goto done;
+                EXB_DEBUG("%s: recovery: %d range(s) read in %lld ms (%lld records so far)",
+                          pub->where, todo, (long long)(exb_mono_ms() - r0), (long long)w->read);
+                for (int i = 0; i < nrg; i++) {
+                        rec_range_t *r = &rg[i];
+                        int again = r->done && r->first_in_window == 1 && r->from > r->lo &&
+                                    r->rounds < REC_MAX_ROUNDS;
+                        if (!r->done || !again) {
+                                r->done = 1;
+                                continue;
+                        }
+                        int64_t k = w->counts[r->topic];
+                        r->to = r->from;
+                        r->from = r->from - k > r->lo ? r->from - k : r->lo;
+                        r->rounds++;
+                        r->done = 0;
+                }
+        }
+        rc = 0;
+done:
+        free(rg);
+        exb_consumer_destroy(meta);
+        return rc;
+}
+
+static int state_open(exb_publisher_t *pub, sqlite3 **db, char *path, size_t path_size,
+                      char *errstr, size_t errstr_size)
+{
+        snprintf(path, path_size, "%s/producer-state.db", pub->data_dir);
+        if (sqlite3_open(path, db) != SQLITE_OK) {
+                exb_errf(errstr, errstr_size, "%s: %s", path, sqlite3_errmsg(*db));
+                sqlite3_close(*db);
+                *db = NULL;
+                return -1;
+        }
+        sqlite3_busy_timeout(*db, 5000);
+        return exb_sql_exec(*db, path, errstr, errstr_size,
+                            "CREATE TABLE IF NOT EXISTS stream_state(source_id TEXT PRIMARY KEY,"
+                            " clean INTEGER, max_inflight INTEGER);"
+                            "CREATE TABLE IF NOT EXISTS snapshot_inflight(run INTEGER, tbl TEXT,"
+                            " max_inflight INTEGER, PRIMARY KEY(run, tbl))");
+}
+
+/* Looks the window up and fills the ring's skip list; logs what it did. */
+static int rec_apply(exb_publisher_t *pub, rec_win_t *w, pub_ring_t *ring, const char *what,
+                     int64_t t0, char *errstr, size_t errstr_size)
+{
+        free(ring->skip);
+        ring->skip = NULL;
+        ring->nskip = 0;
+        if (w->n > 0 && rec_lookup(pub, w, errstr, errstr_size))
+                return -1;
+        int present = 0, nskip = exb_pub_recovery_plan(w->ents, w->n);
+        ring->skip = exb_calloc((size_t)nskip + 1, sizeof(*ring->skip));
+        for (int i = 0; i < w->n; i++) {
+                present += w->ents[i].present;
+                if (w->ents[i].skip)
+                        ring->skip[ring->nskip++] = w->ents[i].pos; /* source order: sorted */
+        }
+        EXB_INFO("%s: recovery (%s): %d change(s) may have been in flight at the last stop; %d "
+                 "already on Kafka, not sent again%s (%lld record(s) read back in %lld ms)",
+                 pub->where, what, w->n, nskip,
+                 present > nskip ? " (some of a key after a missing one are sent again)" : "",
+                 (long long)w->read, (long long)(exb_mono_ms() - t0));
+        return 0;
+}
+
+/* The change stream's recovery, before anything is produced. Returns 0
+ * (done), or -1 with errstr (try again later; nothing may be produced). */
+static int recover_stream(exb_publisher_t *pub, char *errstr, size_t errstr_size)
+{
+        char path[4096];
+        sqlite3 *db;
+        int64_t t0 = exb_mono_ms();
+        const char *sid = pub->plugin->id(pub->src);
+        if (state_open(pub, &db, path, sizeof(path), errstr, errstr_size)) {
+                sqlite3_close(db);
+                return -1;
+        }
+        int rc = -1;
+        int clean =
+                (int)exb_sql_int(db, 0, "SELECT clean FROM stream_state WHERE source_id=%Q", sid);
+        int64_t max =
+                exb_sql_int(db, 0, "SELECT max_inflight FROM stream_state WHERE source_id=%Q", sid);
+        if (max < pub->ring.cap)
+                max = pub->ring.cap;
+        if (clean) {
+                EXB_INFO("%s: recovery: nothing was in flight at the last stop", pub->where);
+        } else {
+                rec_win_t w = {0};
+                int64_t seen = 0;
+                exb_change_t chg;
+                int r = 0;
+                pub->plugin->rewind(pub->src, 0);
+                while (seen < max &&
+                       (r = pub->plugin->next(pub->src, &chg, errstr, errstr_size)) == 1) {
+                        seen++;
+                        win_add(pub, &w, &chg);
+                }
+                pub->plugin->rewind(pub->src, 0);
+                pub->last_taken = 0;
+                r = r < 0 ? -1
+                          : rec_apply(pub, &w, &pub->ring, "change stream", t0, errstr,
+                                      errstr_size);
+                win_free(&w);
+                if (r)
+                        goto done;
+        }
+        /* From now on something may be in flight. */
+        if (exb_sql_exec(db, path, errstr, errstr_size,
+                         "INSERT OR REPLACE INTO stream_state VALUES(%Q, 0, %d)", sid,
+                         pub->ring.cap))
+                goto done;
+        pub->recovering = 0;
+        rc = 0;
+done:
+        sqlite3_close(db);
+        return rc;
+}
+
+/* Runs the stream recovery if it is due; 0 when done. */
+static int recovered(exb_publisher_t *pub)
+{
+        if (!pub->recovering)
+                return 0;
+        if (exb_mono_ms() < pub->recover_at)
+                return -1;
+        char err[1024];
+        if (recover_stream(pub, err, sizeof(err)) == 0)
+                return 0;
+        pub->recover_ms = pub->recover_ms ? pub->recover_ms * 2 : PUB_BACKOFF_MIN;
+        if (pub->recover_ms > PUB_BACKOFF_MAX)
+                pub->recover_ms = PUB_BACKOFF_MAX;
+        pub->recover_at = exb_mono_ms() + pub->recover_ms;
+        EXB_WARN("%s: recovery: %s; nothing is published until it succeeds (again in %d ms)",
+                 pub->where, err, pub->recover_ms);
+        return -1;
+}
+
+/* At a clean stop (nothing in flight, everything acknowledged): the next
+ * start need not read anything back. */
+static void mark_clean(exb_publisher_t *pub)
+{
+        char path[4096], err[1024];
+        sqlite3 *db;
+        if (pub->recovering || pub->ring.n > 0 || pub->done_pos > pub->acked || pub->rej_pending)
+                return;
+        if (state_open(pub, &db, path, sizeof(path), err, sizeof(err)) ||
+            exb_sql_exec(db, path, err, sizeof(err),
+                         "INSERT OR REPLACE INTO stream_state VALUES(%Q, 1, %d)",
+                         pub->plugin->id(pub->src), pub->ring.cap))
+                EXB_WARN("%s: %s (the next start reads back what may have been in flight)",
+                         pub->where, err);
+        sqlite3_close(db);
+}
+
 /* -------------------------------------------------------------- lifecycle */
 
 static void mkdir_p(const char *dir)
@@ -715,6 +1230,11 @@ exb_publisher_t *exb_publisher_new(const exb_publisher_conf_t *conf, char *errst
         for (int i = 0; i < pub->ntables; i++)
                 EXB_INFO("%s: table %s -> %s (schema %d)", pub->where, pub->tables[i].name,
                          pub->tables[i].topic_name, (int)pub->tables[i].schema->id);
+        /* Before anything is produced: drop what the last run delivered
+         * but could not acknowledge (retried by poll() if Kafka cannot be
+         * read now). */
+        pub->recovering = 1;
+        recovered(pub);
         return pub;
 fail:
         exb_publisher_destroy(pub);
@@ -733,8 +1253,8 @@ void exb_publisher_destroy(exb_publisher_t *pub)
                 int64_t last;
                 if (ring_pop(&pub->ring, &last))
                         pub->done_pos = last;
-                if (pub->src)
-                        ack(pub);
+                if (pub->src && ack(pub) == 0 && pub->ring.pending == 0)
+                        mark_clean(pub);
                 /* Reports of whatever is still queued arrive in here: the
                  * rings must still exist. */
                 exb_producer_destroy(pub->producer);
@@ -755,6 +1275,8 @@ void exb_publisher_destroy(exb_publisher_t *pub)
         free(pub->kprops);
         free(pub->ring.slots);
         free(pub->snap_ring.slots);
+        free(pub->ring.skip);
+        free(pub->snap_ring.skip);
         exb_buf_free(&pub->enc);
         exb_buf_free(&pub->key);
         free(pub->where);
@@ -784,12 +1306,21 @@ int exb_publisher_poll(exb_publisher_t *pub, int timeout_ms, char *errstr, size_
                 pub->ctl_gen = exb_control_generation(pub->ctl);
                 pub->refresh = 1;
         }
-        if (pub->refresh && pub->ring.n == 0)
+        /* Rebinding rewinds the source to its acknowledged position: only
+         * once everything delivered is acknowledged (else sent twice). */
+        if (pub->refresh && pub->ring.n == 0 && pub->done_pos <= pub->acked)
                 refresh(pub);
+        if (recovered(pub)) {
+                wait_reports(pub, timeout_ms < 100 ? timeout_ms : 100);
+                return 0;
+        }
 
+        /* At most ring.cap changes after the acknowledged one are ever
+         * taken: what the restart recovery reads back. */
+        pub_ring_t *ring = &pub->ring;
         int produced = 0, taken = 0, idle = 0;
         if (!pub->ring.failed && !pub->refresh && exb_mono_ms() >= pub->retry_at) {
-                while (taken < pub->batch_size && pub->ring.n < pub->ring.cap) {
+                while (taken < pub->batch_size && ring->n + ring->popped < ring->cap) {
                         exb_change_t chg;
                         char err[512];
                         int r = pub->plugin->next(pub->src, &chg, err, sizeof(err));
@@ -818,7 +1349,7 @@ int exb_publisher_poll(exb_publisher_t *pub, int timeout_ms, char *errstr, size_
                 idle = 1;
         }
         int64_t last;
-        int wait = idle || pub->ring.n >= pub->ring.cap ? timeout_ms : 0;
+        int wait = idle || ring->n + ring->popped >= ring->cap ? timeout_ms : 0;
         if (pub->ring.n == 0 && idle && !pub->ring.failed && wait > 0) {
                 /* Nothing in flight: wait for the source, serving reports. */
                 wait_reports(pub, wait);
@@ -890,15 +1421,77 @@ static void progress_show(snap_progress_t *p, int final)
         fflush(stderr);
 }
 
-/* Saves the delivered prefix of a snapshot table. */
-static void snap_save(exb_publisher_t *pub, sqlite3 *state, const char *state_path, int run,
-                      const char *tbl, int64_t last, int done)
+/* Saves the delivered prefix of a snapshot table. Returns 0 or -1 (logged). */
+static int snap_save(exb_publisher_t *pub, sqlite3 *state, const char *state_path, int run,
+                     const char *tbl, int64_t last, int done)
 {
         char e[512];
         if (exb_sql_exec(state, state_path, e, sizeof(e),
-                       "INSERT OR REPLACE INTO snapshot_progress VALUES(%d, %Q, %lld, %d)", run,
-                       tbl, (long long)last, done))
+                         "INSERT OR REPLACE INTO snapshot_progress VALUES(%d, %Q, %lld, %d)", run,
+                         tbl, (long long)last, done)) {
                 EXB_WARN("%s: %s", pub->where, e);
+                return -1;
+        }
+        return 0;
+}
+
+/* A resumed snapshot table whose rows may have been in flight when its run
+ * stopped: the rows after the saved progress that Kafka already has go
+ * into the snapshot ring's skip list. Then marks the table as possibly in
+ * flight. Returns 0, or -1 with errstr. */
+static int snap_recover(exb_publisher_t *pub, sqlite3 *state, const char *state_path, int run,
+                        int ti, int64_t last, char *errstr, size_t errstr_size)
+{
+        pub_table_t *t = &pub->tables[ti];
+        pub_ring_t *ring = &pub->snap_ring;
+        free(ring->skip);
+        ring->skip = NULL;
+        ring->nskip = 0;
+        ring->popped = 0;
+        int64_t max = exb_sql_int(state, 0,
+                                  "SELECT max_inflight FROM snapshot_inflight WHERE run=%d AND "
+                                  "tbl=%Q",
+                                  run, t->name);
+        if (max > 0) {
+                int64_t t0 = exb_mono_ms(), cursor = last, seen = 0;
+                rec_win_t w = {0};
+                exb_change_t chg;
+                int r = 0;
+                if (max < ring->cap)
+                        max = ring->cap;
+                while (seen < max &&
+                       (r = pub->plugin->snapshot_next(pub->src, ti, cursor, run, &chg, errstr,
+                                                       errstr_size)) == 1) {
+                        seen++;
+                        cursor = chg.pos;
+                        win_add(pub, &w, &chg);
+                }
+                char what[300];
+                snprintf(what, sizeof(what), "snapshot %d of table %s", run, t->name);
+                int backoff = PUB_BACKOFF_MIN;
+                while (r >= 0 && rec_apply(pub, &w, ring, what, t0, errstr, errstr_size)) {
+                        EXB_WARN("%s: recovery: %s; nothing is published until it succeeds "
+                                 "(again in %d ms)",
+                                 pub->where, errstr, backoff);
+                        for (int64_t until = exb_mono_ms() + backoff;
+                             exb_mono_ms() < until && !(pub->stop && *pub->stop);)
+                                wait_reports(pub, 100);
+                        if (pub->stop && *pub->stop) {
+                                exb_errf(errstr, errstr_size,
+                                         "%s: snapshot interrupted at table %s; run --snapshot "
+                                         "again to resume",
+                                         pub->where, t->name);
+                                r = -1;
+                        }
+                        backoff = backoff * 2 > PUB_BACKOFF_MAX ? PUB_BACKOFF_MAX : backoff * 2;
+                }
+                win_free(&w);
+                if (r < 0)
+                        return -1;
+        }
+        return exb_sql_exec(state, state_path, errstr, errstr_size,
+                            "INSERT OR REPLACE INTO snapshot_inflight VALUES(%d, %Q, %d)", run,
+                            t->name, ring->cap);
 }
 
 /* Publishes one table of a snapshot run from its saved position. Returns
@@ -909,12 +1502,14 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
         pub_table_t *t = &pub->tables[ti];
         pub_ring_t *ring = &pub->snap_ring;
         int64_t last = exb_sql_int(state, 0,
-                                 "SELECT last_pos FROM snapshot_progress WHERE run=%d AND tbl=%Q",
-                                 run, t->name);
+                                   "SELECT last_pos FROM snapshot_progress WHERE run=%d AND tbl=%Q",
+                                   run, t->name);
         snap_progress_t prog = {isatty(STDERR_FILENO), t->name, 0, 0, 0};
         pub->plugin->snapshot_count(pub->src, ti, last, &prog.total, &prog.done);
         EXB_INFO("%s: snapshot %d: table %s -> %s: %lld rows%s", pub->where, run, t->name,
                  t->topic_name, (long long)prog.total, last ? " (resuming)" : "");
+        if (snap_recover(pub, state, state_path, run, ti, last, errstr, errstr_size))
+                return -1;
         int64_t cursor = last, delivered = 0, popped_pos, saved = last;
         int eof = 0, rc = 0;
         pub->retry_at = 0;
@@ -929,7 +1524,8 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                 }
                 int taken = 0;
                 if (!ring->failed && exb_mono_ms() >= pub->retry_at) {
-                        while (!eof && taken < pub->batch_size && ring->n < ring->cap) {
+                        while (!eof && taken < pub->batch_size &&
+                               ring->n + ring->popped < ring->cap) {
                                 exb_change_t chg;
                                 int r = pub->plugin->snapshot_next(pub->src, ti, cursor, run, &chg,
                                                                    errstr, errstr_size);
@@ -952,7 +1548,8 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                         if (rc < 0)
                                 break;
                 }
-                int n = reports(pub, ring, eof || taken == 0 || ring->n >= ring->cap ? 100 : 0,
+                int n = reports(pub, ring,
+                                eof || taken == 0 || ring->n + ring->popped >= ring->cap ? 100 : 0,
                                 &popped_pos);
                 if (n) {
                         last = popped_pos;
@@ -960,9 +1557,10 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                         delivered += n;
                 }
                 /* Progress is saved only once the rejections before it are written. */
-                if ((n || pub->rej_pending) && ack(pub) == 0 && last > saved) {
-                        snap_save(pub, state, state_path, run, t->name, last, 0);
+                if ((n || pub->rej_pending) && ack(pub) == 0 && last > saved &&
+                    snap_save(pub, state, state_path, run, t->name, last, 0) == 0) {
                         saved = last;
+                        ring->popped = 0;
                 }
                 if (pub->denied[0]) {
                         exb_errf(errstr, errstr_size, "%s: %s", pub->where, pub->denied);
@@ -984,8 +1582,13 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                         wait_reports(pub, 100);
                 if (ring_pop(ring, &popped_pos))
                         last = popped_pos;
-                if (ack(pub) == 0 && last > saved)
-                        snap_save(pub, state, state_path, run, t->name, last, 0);
+                if (ack(pub) == 0 &&
+                    (last <= saved ||
+                     snap_save(pub, state, state_path, run, t->name, last, 0) == 0) &&
+                    ring->n == 0) /* nothing in flight: a resume reads nothing back */
+                        exb_sql_exec(state, state_path, NULL, 0,
+                                     "DELETE FROM snapshot_inflight WHERE run=%d AND tbl=%Q", run,
+                                     t->name);
                 progress_show(&prog, 1);
                 return -1;
         }
@@ -997,7 +1600,15 @@ static int snapshot_table(exb_publisher_t *pub, sqlite3 *state, const char *stat
                          pub->where, t->name);
                 return -1;
         }
-        snap_save(pub, state, state_path, run, t->name, last, 1);
+        if (snap_save(pub, state, state_path, run, t->name, last, 1)) {
+                exb_errf(errstr, errstr_size,
+                         "%s: snapshot of table %s: cannot save its progress; run --snapshot "
+                         "again to resume",
+                         pub->where, t->name);
+                return -1;
+        }
+        exb_sql_exec(state, state_path, NULL, 0,
+                     "DELETE FROM snapshot_inflight WHERE run=%d AND tbl=%Q", run, t->name);
         EXB_INFO("%s: snapshot %d: table %s done (%lld rows this time)", pub->where, run, t->name,
                  (long long)delivered);
         return (int)delivered;
@@ -1009,6 +1620,18 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
                 exb_errf(errstr, errstr_size, "%s: source.type %s cannot take a snapshot",
                          pub->where, pub->plugin->name);
                 return -1;
+        }
+        /* The change stream's recovery first: it reads back the tail of the
+         * topics, which the snapshot is about to extend. */
+        while (recovered(pub)) {
+                if (pub->stop && *pub->stop) {
+                        exb_errf(errstr, errstr_size,
+                                 "%s: snapshot interrupted before it started (the restart "
+                                 "recovery could not read Kafka)",
+                                 pub->where);
+                        return -1;
+                }
+                wait_reports(pub, 100);
         }
         drain(pub);
         /* Leftovers of an earlier, failed snapshot call. */
@@ -1032,21 +1655,23 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
         int total = 0, rc = -1;
         const char *db_id = pub->plugin->id(pub->src);
         if (exb_sql_exec(state, path, errstr, errstr_size,
-                       "CREATE TABLE IF NOT EXISTS snapshot_runs(run INTEGER PRIMARY KEY,"
-                       " source_id TEXT, started TEXT, finished TEXT);"
-                       "CREATE TABLE IF NOT EXISTS snapshot_progress(run INTEGER, tbl TEXT,"
-                       " last_pos INTEGER, done INTEGER, PRIMARY KEY(run, tbl))"))
+                         "CREATE TABLE IF NOT EXISTS snapshot_runs(run INTEGER PRIMARY KEY,"
+                         " source_id TEXT, started TEXT, finished TEXT);"
+                         "CREATE TABLE IF NOT EXISTS snapshot_progress(run INTEGER, tbl TEXT,"
+                         " last_pos INTEGER, done INTEGER, PRIMARY KEY(run, tbl));"
+                         "CREATE TABLE IF NOT EXISTS snapshot_inflight(run INTEGER, tbl TEXT,"
+                         " max_inflight INTEGER, PRIMARY KEY(run, tbl))"))
                 goto done;
         int run = (int)exb_sql_int(state, 0,
-                                 "SELECT run FROM snapshot_runs WHERE source_id=%Q AND finished "
-                                 "IS NULL ORDER BY run DESC LIMIT 1",
-                                 db_id);
+                                   "SELECT run FROM snapshot_runs WHERE source_id=%Q AND finished "
+                                   "IS NULL ORDER BY run DESC LIMIT 1",
+                                   db_id);
         if (!run) {
                 run = (int)exb_sql_int(state, 0, "SELECT max(run) FROM snapshot_runs") + 1;
                 if (exb_sql_exec(state, path, errstr, errstr_size,
-                               "INSERT INTO snapshot_runs VALUES(%d, %Q, strftime('%%Y-%%m-%%dT"
-                               "%%H:%%M:%%SZ','now'), NULL)",
-                               run, db_id))
+                                 "INSERT INTO snapshot_runs VALUES(%d, %Q, strftime('%%Y-%%m-%%dT"
+                                 "%%H:%%M:%%SZ','now'), NULL)",
+                                 run, db_id))
                         goto done;
                 EXB_INFO("%s: snapshot %d starts", pub->where, run);
         } else {
@@ -1054,8 +1679,8 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
         }
         for (int i = 0; i < pub->ntables; i++) {
                 if (exb_sql_int(state, 0,
-                              "SELECT done FROM snapshot_progress WHERE run=%d AND tbl=%Q", run,
-                              pub->tables[i].name))
+                                "SELECT done FROM snapshot_progress WHERE run=%d AND tbl=%Q", run,
+                                pub->tables[i].name))
                         continue;
                 int n = snapshot_table(pub, state, path, run, i, errstr, errstr_size);
                 if (n < 0)
@@ -1063,9 +1688,9 @@ int exb_publisher_snapshot(exb_publisher_t *pub, char *errstr, size_t errstr_siz
                 total += n;
         }
         if (exb_sql_exec(state, path, errstr, errstr_size,
-                       "UPDATE snapshot_runs SET finished=strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ',"
-                       "'now') WHERE run=%d",
-                       run))
+                         "UPDATE snapshot_runs SET finished=strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ',"
+                         "'now') WHERE run=%d",
+                         run))
                 goto done;
         EXB_INFO("%s: snapshot %d finished", pub->where, run);
         rc = total;

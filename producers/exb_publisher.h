@@ -20,6 +20,17 @@
  *    undelivered change (backoff 1 s doubling to 30 s); a change is never
  *    skipped. Changes after the failed one may be sent twice: their event
  *    id, "<dept>-<db id>-<seq>", is stable, so duplicates can be dropped.
+ *  - No duplicate after a crash: a run killed (kill -9, power loss) after
+ *    Kafka took changes but before the source forgot them does not send
+ *    them again. Before producing anything, the next run reads back the
+ *    tail of its ingest partitions (bounded by what can be in flight:
+ *    10 x batch.size changes) and acknowledges the changes Kafka already
+ *    has, per key only up to the first one it does not have, so per-key
+ *    order holds and nothing Kafka lacks is skipped. After a clean stop
+ *    nothing is read back (data.dir/producer-state.db says so). A resumed
+ *    snapshot does the same for its rows. If Kafka cannot be read, nothing
+ *    is published until it can. (Details: exb_publisher.c, "Restart
+ *    recovery".)
  *  - A change that may not leave (a value that does not fit its item type,
  *    a missing required item, a failed check, too large) is kept in the
  *    source's rejects table with its reason and does not block the ones
@@ -114,6 +125,7 @@ typedef struct exb_publisher_stats_s {
         uint64_t rejected;  /* kept in the rejects table */
         uint64_t failed;    /* failed delivery reports (then retried) */
         uint64_t snapshot;  /* snapshot rows delivered */
+        uint64_t recovered; /* found on Kafka at a restart: acknowledged, not sent again */
         int inflight;       /* produced, no report yet */
 } exb_publisher_stats_t;
 

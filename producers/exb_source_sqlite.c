@@ -541,7 +541,21 @@ static int install_triggers(exb_source_t *src, const sq_table_t *t, char *errstr
         return rc;
 }
 
+static int sq_start_tx(exb_source_t *src, char *errstr, size_t errstr_size);
+
+/* Installing the capture changes the schema: it needs the database to
+ * itself for a moment, which a busy department application may not give
+ * within the usual 5 s (SQLite's busy handler is not fair: a writer that
+ * commits back to back can starve the agent). It waits up to 60 s here. */
 static int sq_start(exb_source_t *src, char *errstr, size_t errstr_size)
+{
+        sqlite3_busy_timeout(src->db, 60000);
+        int rc = sq_start_tx(src, errstr, errstr_size);
+        sqlite3_busy_timeout(src->db, 5000);
+        return rc;
+}
+
+static int sq_start_tx(exb_source_t *src, char *errstr, size_t errstr_size)
 {
         if (sq_exec(src, errstr, errstr_size, "BEGIN IMMEDIATE"))
                 return -1;

@@ -27,6 +27,7 @@
 #include "exb_control.h"
 #include "exb_kafka.h"
 #include "exb_publisher.h"
+#include "exb_publisher_int.h"
 #include "exb_schema.h"
 #include "exb_source.h"
 #include "exb_validate.h"
@@ -800,6 +801,144 @@ static void test_snapshot_reads(void **state)
         sqlite3_close(db);
 }
 
+/* ------------------------------------------------- restart recovery, pure */
+
+/* The event id is read from the first bytes of a framed value, bounded. */
+static void test_peek_event_id(void **state)
+{
+        (void)state;
+        char es[512] = "";
+        exb_catalog_t *cat = catalog_with("");
+        exb_schema_t *schema = exb_resource_schema(exb_catalog_resource(cat, P9), es, sizeof(es));
+        assert_non_null(schema);
+        schema->id = 4242;
+        exb_val_t vals[3] = {{.u.s = EXB_STR("M1")}, {.u.s = EXB_STR("X")}, {.is_null = 1}};
+        static const char *const eids[] = {"GA-0123456789abcdef-7", "", "GA-x-snap3-12345678901"};
+        for (int op = 0; op < EXB_OP_CNT; op++) {
+                for (size_t k = 0; k < EXB_ARRAY_CNT(eids); k++) {
+                        exb_record_t rec = {(exb_op_t)op, exb_str(eids[k]), EXB_STR("GA"), 1, 3,
+                                            vals};
+                        exb_buf_t b;
+                        exb_buf_init(&b, 0);
+                        assert_int_equal(exb_codec_encode(schema, &rec, &b, es, sizeof(es)),
+                                         EXB_OK);
+                        const char *eid = NULL;
+                        size_t len = 99;
+                        assert_int_equal(exb_pub_peek_event_id(b.p, b.len, &eid, &len), 0);
+                        assert_int_equal(len, strlen(eids[k]));
+                        assert_memory_equal(eid, eids[k], len);
+                        /* Cut anywhere inside op or event_id: refused, never read past. */
+                        size_t need = 5 + 1 + 1 + strlen(eids[k]) + (strlen(eids[k]) > 63);
+                        for (size_t cut = 0; cut < need; cut++) {
+                                uint8_t *copy = malloc(cut + 1);
+                                memcpy(copy, b.p, cut);
+                                assert_int_equal(exb_pub_peek_event_id(copy, cut, &eid, &len), -1);
+                                free(copy);
+                        }
+                        exb_buf_free(&b);
+                }
+        }
+        static const struct {
+                const char *bytes;
+                size_t len;
+        } bad[] = {
+                {"\x01\0\0\0\x01\x00\x02"
+                 "a",
+                 8}, /* magic */
+                {"\0\0\0\0\x01\x08\x02"
+                 "a",
+                 8}, /* op 4: no such enum symbol */
+                {"\0\0\0\0\x01\x01\x02"
+                 "a",
+                 8}, /* op -1 */
+                {"\0\0\0\0\x01\x00\x03"
+                 "a",
+                 8}, /* length -2 */
+                {"\0\0\0\0\x01\x00\x04"
+                 "a",
+                 8}, /* length 2, 1 byte left */
+                {"\0\0\0\0\x01\x00\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01", 16}, /* huge */
+                {"\0\0\0\0\x01\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00",
+                 16}, /* 11-byte varint */
+                {NULL, 0},
+        };
+        for (size_t i = 0; i < EXB_ARRAY_CNT(bad); i++) {
+                const char *eid;
+                size_t len;
+                assert_int_equal(exb_pub_peek_event_id(bad[i].bytes, bad[i].len, &eid, &len), -1);
+        }
+        /* Random bytes: any answer, but within the buffer (ASan watches). */
+        srand(7);
+        for (int i = 0; i < 20000; i++) {
+                size_t n = (size_t)(rand() % 24);
+                uint8_t *buf = malloc(n + 1);
+                for (size_t j = 0; j < n; j++)
+                        buf[j] = (uint8_t)rand();
+                if (n)
+                        buf[0] = rand() % 4 ? 0 : buf[0];
+                const char *eid;
+                size_t len;
+                if (exb_pub_peek_event_id(buf, n, &eid, &len) == 0)
+                        assert_true(eid >= (const char *)buf && eid + len <= (const char *)buf + n);
+                free(buf);
+        }
+        exb_schema_destroy(schema);
+        exb_catalog_destroy(cat);
+}
+
+/* Which changes of the window count as delivered: per topic and key, the
+ * present prefix; after a missing change, that key's later changes go
+ * again (even if present), other keys are not affected. */
+static void test_recovery_plan(void **state)
+{
+        (void)state;
+        static const struct {
+                const char *what;
+                const char *keys;    /* one letter per change, in source order */
+                const char *topics;  /* topic per change ('0'/'1'), NULL: all 0 */
+                const char *present; /* '1' found on Kafka */
+                const char *skip;    /* expected */
+        } cases[] = {
+                {"nothing in flight", "", NULL, "", ""},
+                {"all present", "abcab", NULL, "11111", "11111"},
+                {"none present", "abc", NULL, "000", "000"},
+                {"a tail missing", "abcab", NULL, "11100", "11100"},
+                {"a gap of key a: its later change goes again", "aab", NULL, "011", "001"},
+                {"key b missing does not hold back key a", "aba", NULL, "101", "101"},
+                {"a gap of key a, key b unaffected", "abab", NULL, "0111", "0101"},
+                {"a missing change, then a present one of another key", "ab", NULL, "01", "01"},
+                {"same key, two topics: two records", "aa", "01", "01", "01"},
+                {"gap on topic 0 only", "aaa", "010", "011", "010"},
+                {"present after two gaps", "aaaa", NULL, "1011", "1000"},
+        };
+        for (size_t c = 0; c < EXB_ARRAY_CNT(cases); c++) {
+                int n = (int)strlen(cases[c].keys);
+                exb_pubrec_ent_t ents[16];
+                char eids[16][16];
+                int want = 0;
+                for (int i = 0; i < n; i++) {
+                        snprintf(eids[i], sizeof(eids[i]), "e%d", i);
+                        ents[i] = (exb_pubrec_ent_t){
+                                .pos = 10 + 3 * i,
+                                .topic = cases[c].topics ? cases[c].topics[i] - '0' : 0,
+                                .key = &cases[c].keys[i],
+                                .key_len = 1,
+                                .event_id = eids[i],
+                                .present = cases[c].present[i] == '1',
+                                .skip = 7};
+                        want += cases[c].skip[i] == '1';
+                }
+                int got = exb_pub_recovery_plan(ents, n);
+                char skip[17] = "";
+                for (int i = 0; i < n; i++)
+                        skip[i] = ents[i].skip ? '1' : '0';
+                if (strcmp(skip, cases[c].skip) || got != want)
+                        print_error("%s: skip %s, want %s\n", cases[c].what, skip, cases[c].skip);
+                assert_string_equal(skip, cases[c].skip);
+                assert_int_equal(got, want);
+        }
+}
+
 /* -------------------------------------------------- on the embedded broker */
 
 static struct {
@@ -1189,6 +1328,216 @@ static void test_new_version(void **state)
         sqlite3_close(db);
 }
 
+/* Records on topic (all partitions): the sum of the high watermarks. */
+static int64_t topic_end(const char *topic, int nparts)
+{
+        char es[512] = "";
+        exb_consumer_t *c = exb_consumer_new(B.brokers, NULL, NULL, 0, NULL, es, sizeof(es));
+        assert_non_null(c);
+        int64_t sum = 0;
+        for (int p = 0; p < nparts; p++) {
+                int64_t lo, hi;
+                assert_int_equal(exb_consumer_watermarks(c, topic, p, &lo, &hi, 10000), EXB_OK);
+                sum += hi;
+        }
+        exb_consumer_destroy(c);
+        return sum;
+}
+
+/* As if the last run were killed after Kafka took the changes after
+ * `after` but before the changelog forgot them: they are put back (from
+ * the copy exb_bak made before they were published) and the run is marked
+ * unclean. */
+static void as_if_killed(sqlite3 *db, const char *where_bak)
+{
+        char path[160];
+        snprintf(path, sizeof(path), "%s/producer-state.db", tmpdir);
+        sqlite3 *sdb;
+        assert_int_equal(sqlite3_open(path, &sdb), SQLITE_OK);
+        assert_int_equal(sql_int(sdb, "SELECT clean FROM stream_state"), 1); /* a clean stop */
+        sql(sdb, "UPDATE stream_state SET clean = 0");
+        sqlite3_close(sdb);
+        sql(db, "INSERT INTO exb_changelog SELECT * FROM exb_bak WHERE %s", where_bak);
+}
+
+/* Kill -9 after Kafka took changes (both topics, three partitions): the
+ * next run sends none of them again, sends what came after, and a clean
+ * stop makes the following start read nothing back. */
+static void test_restart_no_duplicate(void **state)
+{
+        (void)state;
+        sqlite3 *db = db_open();
+        tconf_t t;
+        tconf_init(&t, B.brokers);
+        tconf_table(&t, "person", P1);
+        tconf_table(&t, "marriage", P9);
+        t.c.batch_size = 10; /* 100 in flight at most */
+        exb_publisher_t *pub = publisher(&t);
+        pump(pub, db, 0);
+        exb_publisher_destroy(pub);
+        int64_t p1 = topic_end("exb.ingest.GA." P1, 1), p9 = topic_end("exb.ingest.GA." P9, 2);
+        ingest_pos[0] = p1;
+
+        sql(db, "DELETE FROM person; DELETE FROM marriage; DELETE FROM exb_changelog;"
+                "BEGIN");
+        for (int i = 300; i < 340; i++)
+                sql(db,
+                    "INSERT INTO person(id_number, name) VALUES('%s', 'r%d');"
+                    "INSERT INTO marriage VALUES('C%d', '%s', '2021-02-03');",
+                    idn(i), i, i, idn(i));
+        sql(db, "UPDATE person SET name = name || 'u' WHERE id_number < '%s'", idn(320));
+        sql(db, "DELETE FROM marriage WHERE cert_no >= 'C330'; COMMIT");
+        int64_t nchg = sql_int(db, "SELECT count(*) FROM exb_changelog");
+        assert_int_equal(nchg, 40 + 40 + 20 + 10);
+        sql(db,
+            "DROP TABLE IF EXISTS exb_bak; CREATE TABLE exb_bak AS SELECT * FROM exb_changelog");
+        pub = publisher(&t);
+        pump(pub, db, (uint64_t)nchg);
+        exb_publisher_destroy(pub);
+        assert_int_equal(topic_end("exb.ingest.GA." P1, 1) - p1, 60);
+        assert_int_equal(topic_end("exb.ingest.GA." P9, 2) - p9, 50);
+
+        /* The last 90 were on Kafka but not yet forgotten; 5 more changes. */
+        as_if_killed(db, "seq >= (SELECT min(seq) + 20 FROM exb_bak)");
+        for (int i = 340; i < 345; i++)
+                sql(db, "INSERT INTO person(id_number, name) VALUES('%s', 'after')", idn(i));
+        pub = publisher(&t);
+        exb_publisher_stats_t st;
+        pump(pub, db, 5);
+        exb_publisher_stats(pub, &st);
+        assert_int_equal(st.recovered, 90);
+        assert_int_equal(st.published, 5);
+        exb_publisher_destroy(pub);
+        assert_int_equal(topic_end("exb.ingest.GA." P1, 1) - p1, 65);
+        assert_int_equal(topic_end("exb.ingest.GA." P9, 2) - p9, 50);
+        got_t got[70];
+        assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got, 65), 65);
+        for (int i = 0; i < 65; i++)
+                for (int j = 0; j < i; j++)
+                        assert_string_not_equal(got[i].event_id, got[j].event_id);
+        assert_string_equal(got[64].id_number, idn(344));
+
+        /* After a clean stop the same situation is not looked at: the
+         * changes would go again (this is what the clean mark saves). */
+        char path[160];
+        snprintf(path, sizeof(path), "%s/producer-state.db", tmpdir);
+        sqlite3 *sdb;
+        assert_int_equal(sqlite3_open(path, &sdb), SQLITE_OK);
+        assert_int_equal(sql_int(sdb, "SELECT clean FROM stream_state"), 1);
+        sqlite3_close(sdb);
+        sqlite3_close(db);
+}
+
+/* A change missing on Kafka between two present ones of the same key: the
+ * first is skipped, the missing one and the next are sent again, in order,
+ * so the newest state of the key arrives last. */
+static void test_restart_gap(void **state)
+{
+        (void)state;
+        sqlite3 *db = db_open();
+        tconf_t t;
+        tconf_init(&t, B.brokers);
+        tconf_table(&t, "person", P1);
+        exb_publisher_t *pub = publisher(&t);
+        pump(pub, db, 0);
+        exb_publisher_destroy(pub);
+        ingest_pos[0] = topic_end("exb.ingest.GA." P1, 1);
+        sql(db,
+            "DELETE FROM exb_changelog;"
+            "INSERT INTO person(id_number, name) VALUES('%s', 'v1');"
+            "UPDATE person SET name = 'v2', alive = 7 WHERE id_number = '%s';" /* rejected */
+            "UPDATE person SET name = 'v3', alive = 1 WHERE id_number = '%s';"
+            "INSERT INTO person(id_number, name) VALUES('%s', 'other');",
+            idn(400), idn(400), idn(400), idn(401));
+        sql(db,
+            "DROP TABLE IF EXISTS exb_bak; CREATE TABLE exb_bak AS SELECT * FROM exb_changelog");
+        int64_t s1 = sql_int(db, "SELECT min(seq) FROM exb_bak");
+        pub = publisher(&t);
+        pump(pub, db, 3);
+        exb_publisher_destroy(pub);
+        got_t got[8];
+        assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got, 3), 3);
+        assert_string_equal(got[1].name, "v3");
+
+        /* v2 as it should have been: Kafka lacks it, has v1 and v3. */
+        sql(db, "UPDATE exb_bak SET data = json_set(data, '$.alive', 0) WHERE seq = %lld",
+            (long long)s1 + 1);
+        as_if_killed(db, "1");
+        pub = publisher(&t);
+        pump(pub, db, 2);
+        exb_publisher_stats_t st;
+        exb_publisher_stats(pub, &st);
+        assert_int_equal(st.recovered, 2); /* v1 and `other` */
+        assert_int_equal(st.published, 2); /* v2, v3 again */
+        exb_publisher_destroy(pub);
+        assert_int_equal(topic_end("exb.ingest.GA." P1, 1) - ingest_pos[0], 2);
+        assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got, 2), 2);
+        assert_string_equal(got[0].name, "v2");
+        assert_string_equal(got[1].name, "v3");
+        sqlite3_close(db);
+}
+
+/* A snapshot killed with rows in flight: resumed, the rows Kafka has are
+ * not sent again, the rest are. */
+static void test_restart_snapshot(void **state)
+{
+        (void)state;
+        sqlite3 *db = db_open();
+        tconf_t t;
+        tconf_init(&t, B.brokers);
+        tconf_table(&t, "person", P1);
+        t.c.batch_size = 8;
+        got_t got_buf[8];
+        exb_publisher_t *pub = publisher(&t);
+        pump(pub, db, 0);
+        int64_t rows = sql_int(db, "SELECT count(*) FROM person");
+        assert_true(rows >= 40);
+        int64_t before = topic_end("exb.ingest.GA." P1, 1);
+        char es[1024] = "";
+        assert_int_equal(exb_publisher_snapshot(pub, es, sizeof(es)), rows);
+        assert_int_equal(topic_end("exb.ingest.GA." P1, 1) - before, rows);
+        exb_publisher_destroy(pub);
+
+        /* Killed with progress saved at row 10 and everything after it on
+         * Kafka, except the last 5 rows (never produced). */
+        char path[160];
+        snprintf(path, sizeof(path), "%s/producer-state.db", tmpdir);
+        sqlite3 *sdb;
+        assert_int_equal(sqlite3_open(path, &sdb), SQLITE_OK);
+        int run = (int)sql_int(sdb, "SELECT max(run) FROM snapshot_runs");
+        assert_int_equal(sql_int(sdb, "SELECT count(*) FROM snapshot_inflight"), 0);
+        int64_t at = sql_int(db, "SELECT rowid FROM person ORDER BY rowid LIMIT 1 OFFSET 9");
+        sql(sdb,
+            "UPDATE snapshot_runs SET finished = NULL WHERE run = %d;"
+            "UPDATE snapshot_progress SET last_pos = %lld, done = 0 WHERE run = %d;"
+            "INSERT INTO snapshot_inflight VALUES(%d, 'person', 80)",
+            run, (long long)at, run, run);
+        int64_t end = topic_end("exb.ingest.GA." P1, 1);
+        ingest_pos[0] = end;
+        sql(db, "BEGIN");
+        for (int i = 500; i < 505; i++)
+                sql(db, "INSERT INTO person(id_number, name) VALUES('%s', 'new')", idn(i));
+        sql(db, "COMMIT");
+        pub = publisher(&t);
+        pump(pub, db, 5); /* the 5 inserts as changes */
+        assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got_buf, 5), 5);
+        assert_int_equal(exb_publisher_snapshot(pub, es, sizeof(es)), rows + 5 - 10);
+        exb_publisher_stats_t st;
+        exb_publisher_stats(pub, &st);
+        assert_int_equal(st.recovered, rows - 10);
+        assert_int_equal(st.snapshot, 5);
+        assert_int_equal(read_topic("exb.ingest.GA." P1, 1, ingest_pos, got_buf, 5), 5);
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(got_buf[i].op, EXB_OP_SNAPSHOT);
+                assert_string_equal(got_buf[i].id_number, idn(500 + i));
+        }
+        assert_int_equal(topic_end("exb.ingest.GA." P1, 1) - end, 10);
+        assert_int_equal(sql_int(sdb, "SELECT count(*) FROM snapshot_inflight"), 0);
+        sqlite3_close(sdb);
+        exb_publisher_destroy(pub);
+        sqlite3_close(db);
+}
+
 /* exb_publisher_new refuses a configuration before touching the database. */
 static void test_new_refuses(void **state)
 {
@@ -1217,10 +1566,17 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_value_mapping, setup_dir, teardown_dir),
                 cmocka_unit_test_setup_teardown(test_wide_table, setup_dir, teardown_dir),
                 cmocka_unit_test_setup_teardown(test_snapshot_reads, setup_dir, teardown_dir),
+                cmocka_unit_test(test_peek_event_id),
+                cmocka_unit_test(test_recovery_plan),
         };
         const struct CMUnitTest broker[] = {
-                cmocka_unit_test(test_publish),     cmocka_unit_test(test_broker_down),
-                cmocka_unit_test(test_snapshot),    cmocka_unit_test(test_new_version),
+                cmocka_unit_test(test_publish),
+                cmocka_unit_test(test_broker_down),
+                cmocka_unit_test(test_snapshot),
+                cmocka_unit_test(test_new_version),
+                cmocka_unit_test(test_restart_no_duplicate),
+                cmocka_unit_test(test_restart_gap),
+                cmocka_unit_test(test_restart_snapshot),
                 cmocka_unit_test(test_new_refuses),
         };
         int failed = cmocka_run_group_tests_name("publisher (no broker)", local, NULL, NULL);
