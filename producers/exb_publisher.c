@@ -93,8 +93,9 @@ const exb_prop_t exb_publisher_props[] = {
          "Kafka bootstrap servers (host:port,...). -b, EXBUS_BROKERS or --data-dir on the command "
          "line override it."},
         {"data.dir", EXB_PROP_STR, offsetof(exb_publisher_conf_t, data_dir), NULL, ".",
-         "Directory for the agent's own files: control-plane cache (producer-control.db) and "
-         "snapshot progress (producer-state.db). Created if missing."},
+         "Directory for the agent's own files: control-plane cache (producer-control.db), and "
+         "snapshot progress and what may be in flight after a crash (producer-state.db). "
+         "Created if missing."},
         {"source.type", EXB_PROP_ENUM, offsetof(exb_publisher_conf_t, source_type), "sqlite|files",
          "sqlite",
          "Kind of source. sqlite: change capture by triggers into a changelog table. files: a "
