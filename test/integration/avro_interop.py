@@ -38,31 +38,11 @@ import subprocess
 import sys
 import tempfile
 
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pyvenv  # noqa: E402  (test/pyvenv.py)
 
 
-def ensure_avro():
-    try:
-        import avro.io  # noqa: F401
-        import avro.schema  # noqa: F401
-        return
-    except ImportError:
-        pass
-    venv = os.environ.get("EXB_VENV") or os.path.join(SRC, ".cache", "venv")
-    py = os.path.join(venv, "bin", "python")
-    if os.environ.get("EXB_INTEROP_REEXEC"):
-        sys.exit("avro_interop: the avro package is still missing in %s" % venv)
-    if not os.path.exists(py):
-        print("avro_interop: creating virtualenv %s" % venv, flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    if subprocess.call([py, "-c", "import avro.io"], stderr=subprocess.DEVNULL) != 0:
-        print("avro_interop: pip install avro into %s" % venv, flush=True)
-        subprocess.check_call([py, "-m", "pip", "install", "--quiet", "avro>=1.11,<2"])
-    env = dict(os.environ, EXB_INTEROP_REEXEC="1")
-    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-ensure_avro()
+pyvenv.ensure("avro_interop", ["avro.io", "avro.schema"], ["avro>=1.11,<2"])
 import avro.io  # noqa: E402
 import avro.schema  # noqa: E402
 

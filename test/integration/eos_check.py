@@ -46,39 +46,17 @@ import collections
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pyvenv  # noqa: E402  (test/pyvenv.py)
 REQUIREMENTS = ["confluent-kafka>=2.3,<3", "avro>=1.11,<2"]
 CONTROL_TOPIC = "exb.control"
 OPS = ["CREATE", "UPDATE", "DELETE", "SNAPSHOT"]
 
 
-def ensure_packages():
-    try:
-        import avro.io  # noqa: F401
-        import confluent_kafka  # noqa: F401
-        return
-    except ImportError:
-        pass
-    venv = os.environ.get("EXB_VENV") or os.path.join(SRC, ".cache", "venv")
-    py = os.path.join(venv, "bin", "python")
-    if os.environ.get("EXB_EOS_REEXEC"):
-        sys.exit("eos_check: confluent-kafka or avro is still missing in %s" % venv)
-    if not os.path.exists(py):
-        print("eos_check: creating virtualenv %s" % venv, file=sys.stderr, flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    if subprocess.call([py, "-c", "import avro.io, confluent_kafka"], stderr=subprocess.DEVNULL) != 0:
-        print("eos_check: pip install %s into %s" % (" ".join(REQUIREMENTS), venv), file=sys.stderr,
-              flush=True)
-        subprocess.check_call([py, "-m", "pip", "install", "--quiet"] + REQUIREMENTS)
-    env = dict(os.environ, EXB_EOS_REEXEC="1")
-    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-ensure_packages()
+pyvenv.ensure("eos_check", ["avro.io", "confluent_kafka"], REQUIREMENTS)
 import avro.io  # noqa: E402
 import avro.schema  # noqa: E402
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition  # noqa: E402

@@ -42,35 +42,13 @@ import os
 import random
 import sqlite3
 import struct
-import subprocess
 import sys
 import time
 
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pyvenv  # noqa: E402  (test/pyvenv.py)
 REQUIREMENTS = ["confluent-kafka>=2.3,<3", "avro>=1.11,<2"]
 TIMEOUT = 30.0
-
-
-def ensure_packages():
-    try:
-        import avro.io  # noqa: F401
-        import confluent_kafka  # noqa: F401
-        return
-    except ImportError:
-        pass
-    venv = os.environ.get("EXB_VENV") or os.path.join(SRC, ".cache", "venv")
-    py = os.path.join(venv, "bin", "python")
-    if os.environ.get("EXB_FAULTS_REEXEC"):
-        sys.exit("faults_kafka: confluent-kafka or avro still missing in %s" % venv)
-    if not os.path.exists(py):
-        print("faults_kafka: creating virtualenv %s" % venv, file=sys.stderr, flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    if subprocess.call([py, "-c", "import avro.io, confluent_kafka"], stderr=subprocess.DEVNULL):
-        print("faults_kafka: pip install %s into %s" % (" ".join(REQUIREMENTS), venv),
-              file=sys.stderr, flush=True)
-        subprocess.check_call([py, "-m", "pip", "install", "--quiet"] + REQUIREMENTS)
-    env = dict(os.environ, EXB_FAULTS_REEXEC="1")
-    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
 
 
 def consumer(bootstrap):
@@ -274,7 +252,7 @@ def main(argv):
             return cmd_stream(argv[2], argv[3], argv[4], *(float(a) for a in argv[5:]))
         if cmd == "lock" and len(argv) == 5:
             return cmd_lock(argv[2], float(argv[3]), argv[4])
-    ensure_packages()
+    pyvenv.ensure("faults_kafka", ["avro.io", "confluent_kafka"], REQUIREMENTS)
     if cmd == "events" and len(argv) == 4:
         return cmd_events(argv[2], argv[3])
     if cmd == "committed" and len(argv) == 5:

@@ -23,35 +23,15 @@ test/integration/avro_interop.py does for avro. Exit status 0 on success,
 1 with a message on stderr otherwise.
 """
 import os
-import subprocess
 import sys
 import time
 
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pyvenv  # noqa: E402  (test/pyvenv.py)
 REQUIREMENT = "confluent-kafka>=2.3,<3"  # alter_user_scram_credentials came in 2.2
 
 
-def ensure_confluent_kafka():
-    try:
-        import confluent_kafka.admin  # noqa: F401
-        return
-    except ImportError:
-        pass
-    venv = os.environ.get("EXB_VENV") or os.path.join(SRC, ".cache", "venv")
-    py = os.path.join(venv, "bin", "python")
-    if os.environ.get("EXB_KADMIN_REEXEC"):
-        sys.exit("kadmin: the confluent-kafka package is still missing in %s" % venv)
-    if not os.path.exists(py):
-        print("kadmin: creating virtualenv %s" % venv, file=sys.stderr, flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    if subprocess.call([py, "-c", "import confluent_kafka.admin"], stderr=subprocess.DEVNULL) != 0:
-        print("kadmin: pip install %s into %s" % (REQUIREMENT, venv), file=sys.stderr, flush=True)
-        subprocess.check_call([py, "-m", "pip", "install", "--quiet", REQUIREMENT])
-    env = dict(os.environ, EXB_KADMIN_REEXEC="1")
-    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-ensure_confluent_kafka()
+pyvenv.ensure("kadmin", ["confluent_kafka.admin"], [REQUIREMENT])
 from confluent_kafka import KafkaException  # noqa: E402
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo,  # noqa: E402
                                    ScramMechanism, UserScramCredentialUpsertion)
