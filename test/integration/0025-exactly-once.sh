@@ -66,11 +66,11 @@ kill_router $((N / 10))
 start router2 "$EXBUS" router -c "$T/router2.conf"
 wait_for "two router instances sharing the ingest partitions (exbus lag)" 60 sharing
 check "exbus lag: the partitions are shared by two routers" "0" "$(sharing && echo 0 || echo 1)"
-kill_router $(($(rows) + N / 20)) # the instance killed while the other runs
-wait_for "rows routed with two instances" 180 at_least $(($(rows) + N / 20))
+ahead() { local t=$(($(rows) + $1)); echo $((t < N ? t : N)); } # rows to wait for, at most N
+kill_router "$(ahead $((N / 20)))" # the instance killed while the other runs
+wait_for "rows routed with two instances" 180 at_least "$(ahead $((N / 20)))"
 stop router2
-next=$(($(rows) + N / 10))
-kill_router $((next < N ? next : N))
+kill_router "$(ahead $((N / 10)))"
 
 wait_rows "$RS" $RES "$N" 300
 wait "$UPDATER"
