@@ -146,6 +146,7 @@ struct exb_router_s {
         rt_schema_t *schemas;
         int nparts;
         rt_part_t **parts;
+        rt_part_t *last_part; /* the one part_get() found last */
         rt_entry_t *spare; /* finished entries, reused (one per record otherwise) */
         rt_stats_t *stats;
         exb_msg_t *batch;
@@ -460,10 +461,13 @@ static rt_plan_t *plan_for(rt_schema_t *s, int k)
 
 static rt_part_t *part_get(exb_router_t *rtr, const char *topic, int32_t partition)
 {
+        rt_part_t *p = rtr->last_part; /* a batch holds runs of one partition */
+        if (p && p->partition == partition && !strcmp(p->topic, topic))
+                return p;
         for (int i = 0; i < rtr->nparts; i++)
                 if (rtr->parts[i]->partition == partition && !strcmp(rtr->parts[i]->topic, topic))
-                        return rtr->parts[i];
-        rt_part_t *p = exb_calloc(1, sizeof(*p));
+                        return rtr->last_part = rtr->parts[i];
+        p = exb_calloc(1, sizeof(*p));
         p->topic = exb_strdup(topic);
         p->partition = partition;
         p->txn_next = -1;
@@ -534,6 +538,8 @@ static void part_drop(exb_router_t *rtr, const char *topic, int32_t partition)
                 }
                 free(p->ring);
                 free(p->topic);
+                if (rtr->last_part == p)
+                        rtr->last_part = NULL;
                 free(p);
                 rtr->parts[i] = rtr->parts[--rtr->nparts];
                 return;
