@@ -929,9 +929,20 @@ static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, cons
         free(props);
         if (!rtr->producer)
                 return -1;
-        if (rtr->txn &&
-            exb_producer_txn_init(rtr->producer, RT_TXN_TIMEOUT_MS, errstr, errstr_size) != EXB_OK)
-                return -1;
+        if (rtr->txn) {
+                exb_err_t r = exb_producer_txn_init(rtr->producer, RT_TXN_TIMEOUT_MS, errstr,
+                                                    errstr_size);
+                if (r == EXB_ERR_INVALID) { /* not authorized */
+                        size_t len = strlen(errstr);
+                        snprintf(errstr + len, errstr_size - len,
+                                 ": the router's principal needs WRITE and DESCRIBE on "
+                                 "transactional id %s (exbus acl sync prints the grant), or "
+                                 "exactly.once=off",
+                                 name);
+                }
+                if (r != EXB_OK)
+                        return -1;
+        }
         EXB_INFO("router %s: %s", name,
                  rtr->txn ? "exactly once (Kafka transactions)" : "at least once");
         return 0;

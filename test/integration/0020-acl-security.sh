@@ -7,9 +7,12 @@
 #   GJJ subscribes to it and receives it as User:GJJ;
 #   RS  tries to read GJJ's deliveries and to write GA's ingest topic: both
 #       agents stop within 60 s with an authorization error naming the topic;
-#   after `exbus sub revoke`, GJJ can no longer read its delivery topic.
-# Operators (catalog import, sub approve/revoke, acl sync) and the router use
-# the PLAINTEXT listener, whose clients are super users of the test broker.
+#   after `exbus sub revoke`, GJJ can no longer read its delivery topic;
+#   the router logs in as User:exbus-router and routes exactly once with
+#   what acl sync grants plus the TransactionalId grant it prints (without
+#   that grant it stops at once, naming the transactional id).
+# Operators (catalog import, sub approve/revoke, acl sync) use the PLAINTEXT
+# listener, whose clients are super users of the test broker.
 # No password may appear in any log.
 source "$(dirname "$0")/lib.sh"
 real_broker_only "ACLs need a broker with an authorizer and SCRAM users"
@@ -22,6 +25,8 @@ check "acl sync grants GA write on its ingest prefix" "1" \
         "$(grep -c '^+ User:GA .*prefixed  *exb\.ingest\.GA\. .*WRITE' "$T/acl-sync.log")"
 
 PW_GA=ga-$RANDOM$RANDOM-secret PW_RS=rs-$RANDOM$RANDOM-secret PW_GJJ=gjj-$RANDOM$RANDOM-secret
+PW_RT=rt-$RANDOM$RANDOM-secret
+add_scram_user exbus-router "$PW_RT"
 add_scram_user GA "$PW_GA"
 add_scram_user RS "$PW_RS"
 add_scram_user GJJ "$PW_GJJ"
@@ -43,22 +48,6 @@ sasl_conf() {
 # as_dept NAME COMMAND... — a role started on the SASL listener.
 as_dept() { local n=$1; shift; start "$n" env EXBUS_BROKERS="$SASL" "$@"; }
 
-SRC=$T/ga.db GJJ=$T/gjj.db
-sqlite3 "$SRC" "$(python3 "$EXB_SRC/test/integration/gen.py" ddl person)"
-producer_conf "$T/producer.conf" GA "$SRC" person=370600-GA-0001
-sasl_conf "$T/producer.conf" GA "$PW_GA"
-router_conf "$T/router.conf"
-consumer_conf "$T/gjj.conf" GJJ "$GJJ"
-sasl_conf "$T/gjj.conf" GJJ "$PW_GJJ"
-as_dept producer "$EXBUS" producer -c "$T/producer.conf"
-start router "$EXBUS" router -c "$T/router.conf"
-as_dept gjj "$EXBUS" consumer -c "$T/gjj.conf"
-wait_for "producer installed its triggers" 30 \
-        sh -c "sqlite3 '$SRC' \"SELECT name FROM sqlite_master WHERE name='exb_person_ins'\" | grep -q ."
-python3 "$EXB_SRC/test/integration/gen.py" person "$SRC" 20
-wait_rows "$GJJ" 370600-GA-0001 20 60
-check "GJJ, logged in as itself, received GA's records" "20" "$(row_count "$GJJ" 370600-GA-0001)"
-
 # expect_denied NAME TOPIC — role NAME (started with as_dept) exits non-zero
 # within 60 s, and says on its log that it may not use TOPIC.
 expect_denied() {
@@ -72,6 +61,26 @@ expect_denied() {
         check "$1 names $2 in an authorization error" "1" \
                 "$(grep -i 'authoriz' "$T/$1.log" | grep -c -m1 -F "$2" || true)"
 }
+
+SRC=$T/ga.db GJJ=$T/gjj.db
+sqlite3 "$SRC" "$(python3 "$EXB_SRC/test/integration/gen.py" ddl person)"
+producer_conf "$T/producer.conf" GA "$SRC" person=370600-GA-0001
+sasl_conf "$T/producer.conf" GA "$PW_GA"
+router_conf "$T/router.conf"
+sasl_conf "$T/router.conf" exbus-router "$PW_RT"
+consumer_conf "$T/gjj.conf" GJJ "$GJJ"
+sasl_conf "$T/gjj.conf" GJJ "$PW_GJJ"
+as_dept producer "$EXBUS" producer -c "$T/producer.conf"
+as_dept router-nogrant "$EXBUS" router -c "$T/router.conf"
+expect_denied router-nogrant "transactional id exbus-router-"
+python3 "$EXB_SRC/test/kafka/kadmin.py" grant-txn "$EXBUS_TEST_BROKERS" User:exbus-router exbus-router- >/dev/null
+as_dept router "$EXBUS" router -c "$T/router.conf"
+as_dept gjj "$EXBUS" consumer -c "$T/gjj.conf"
+wait_for "producer installed its triggers" 30 \
+        sh -c "sqlite3 '$SRC' \"SELECT name FROM sqlite_master WHERE name='exb_person_ins'\" | grep -q ."
+python3 "$EXB_SRC/test/integration/gen.py" person "$SRC" 20
+wait_rows "$GJJ" 370600-GA-0001 20 60
+check "GJJ, logged in as itself, received GA's records (routed by User:exbus-router)" "20" "$(row_count "$GJJ" 370600-GA-0001)"
 
 # RS reads GJJ's deliveries: its consumer (dept GJJ, logged in as RS) stops.
 consumer_conf "$T/rs-reader.conf" GJJ "$T/rs-stolen.db"
@@ -129,5 +138,5 @@ else
 fi
 stop producer router
 check "no password in any log" "" \
-        "$(grep -l -F -e "$PW_GA" -e "$PW_RS" -e "$PW_GJJ" "$T"/*.log || true)"
+        "$(grep -l -F -e "$PW_GA" -e "$PW_RS" -e "$PW_GJJ" -e "$PW_RT" "$T"/*.log || true)"
 finish

@@ -15,6 +15,11 @@
         Creates or updates the SCRAM-SHA-512 credential of principal NAME;
         the password is read from the environment variable EXB_KAFKA_PASSWORD
         (never from the command line, so it does not show in `ps`).
+    kadmin.py grant-txn BOOTSTRAP PRINCIPAL PREFIX
+        Allows PRINCIPAL (e.g. User:exbus-router) WRITE and DESCRIBE on the
+        transactional ids starting with PREFIX: what `exbus acl sync` tells
+        the operator to grant with kafka-acls for exactly-once routing
+        (librdkafka 2.0.2, which exbus uses, has no TransactionalId ACLs).
 
 BOOTSTRAP is a PLAINTEXT listener (its clients are User:ANONYMOUS, a super
 user of the test broker). confluent-kafka is installed into the virtualenv
@@ -186,13 +191,28 @@ def add_user(bootstrap, name):
     print("user %s: SCRAM-SHA-512 credential set" % name)
 
 
+def grant_txn(bootstrap, principal, prefix):
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    adm = admin(bootstrap)
+    acls = [AclBinding(ResourceType.TRANSACTIONAL_ID, prefix, ResourcePatternType.PREFIXED,
+                       principal, "*", op, AclPermissionType.ALLOW)
+            for op in (AclOperation.WRITE, AclOperation.DESCRIBE)]
+    for acl, fut in adm.create_acls(acls, request_timeout=TIMEOUT).items():
+        fut.result()
+    print("%s: WRITE, DESCRIBE on transactional ids %s*" % (principal, prefix))
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "reset":
         reset(argv[2])
     elif len(argv) == 4 and argv[1] == "add-user":
         add_user(argv[2], argv[3])
+    elif len(argv) == 5 and argv[1] == "grant-txn":
+        grant_txn(argv[2], argv[3], argv[4])
     else:
-        raise SystemExit("usage: kadmin.py reset BOOTSTRAP | add-user BOOTSTRAP NAME")
+        raise SystemExit("usage: kadmin.py reset BOOTSTRAP | add-user BOOTSTRAP NAME | "
+                         "grant-txn BOOTSTRAP PRINCIPAL PREFIX")
 
 
 if __name__ == "__main__":
