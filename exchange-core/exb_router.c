@@ -602,7 +602,7 @@ static void txn_commit(exb_router_t *rtr)
                                               RT_TXN_TIMEOUT_MS, err, sizeof(err));
         free(offs);
         rtr->txn_open = 0;
-        if (r == EXB_OK || r != EXB_ERR_RETRY) {
+        if (r != EXB_ERR_RETRY) { /* committed, or fenced / not authorized: stop */
                 if (r != EXB_OK)
                         set_fatal(rtr, "%s", err);
                 return;
@@ -807,7 +807,8 @@ int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errs
                 return -1;
         if (n > 0 && rtr->txn && !rtr->txn_open && !rtr->fatal)
                 txn_begin(rtr);
-        rtr->txn_records += n;
+        if (rtr->txn_open)
+                rtr->txn_records += n;
         for (int i = 0; i < n; i++) {
                 if (!rtr->fatal)
                         route_msg(rtr, &rtr->batch[i]);
@@ -841,11 +842,6 @@ int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t err
         if (!rtr->txn)
                 offsets_advance(rtr);
         return 0;
-}
-
-int exb_router_exactly_once(const exb_router_t *rtr)
-{
-        return rtr->txn;
 }
 
 int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop)

@@ -81,9 +81,6 @@ int exb_router_drain(exb_router_t *rtr, int timeout_ms, char *errstr, size_t err
 /* Loops exb_router_poll until *stop. Returns 0, or 1 after a fatal error. */
 int exb_router_run(exb_router_t *rtr, volatile sig_atomic_t *stop);
 
-/* 1 if the router routes in transactions (exactly once). */
-int exb_router_exactly_once(const exb_router_t *rtr);
-
 /* Counters since start. */
 typedef struct exb_route_stats_s {
         char sub_id[32];      /* "" for the resource-level line */
