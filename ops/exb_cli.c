@@ -11,21 +11,50 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t exb_cli_stop;
+static unsigned shutdown_s; /* see on_signal */
+
+/* A stop request starts a deadline. An orderly shutdown (flush, commit,
+ * leave the group) takes seconds, and everything that must be committed is
+ * committed before the clients are destroyed; but librdkafka 2.0.2 can hang
+ * for ever in rd_kafka_destroy() once topics were deleted under a running
+ * client (its broker threads never finish). So after the deadline
+ * (EXBUS_SHUTDOWN_TIMEOUT_S, default 90) the process exits with status 3;
+ * a second SIGINT/SIGTERM does that at once. */
+static void quit(const char *msg)
+{
+        ssize_t r = write(STDERR_FILENO, msg, strlen(msg));
+        (void)r;
+        _exit(3);
+}
+
+static void on_alarm(int sig)
+{
+        (void)sig;
+        quit("exbus: shutdown did not finish within EXBUS_SHUTDOWN_TIMEOUT_S: exiting (status 3)\n");
+}
 
 static void on_signal(int sig)
 {
         (void)sig;
+        if (exb_cli_stop)
+                quit("exbus: second stop signal: exiting now (status 3)\n");
         exb_cli_stop = 1;
+        alarm(shutdown_s);
 }
 
 void exb_cli_signals(void)
 {
+        const char *env = getenv("EXBUS_SHUTDOWN_TIMEOUT_S");
+        shutdown_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 90;
         struct sigaction sa = {0};
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        sa.sa_handler = on_alarm;
+        sigaction(SIGALRM, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The exchange's topics deleted under a running router and consumer (an
+# operator resetting a cluster): SIGTERM still ends both. librdkafka 2.0.2
+# hangs for ever in rd_kafka_destroy() after such a deletion; the roles then
+# exit with status 3 once EXBUS_SHUTDOWN_TIMEOUT_S has passed (5 s here).
+source "$(dirname "$0")/lib.sh"
+real_broker_only "topic deletion: the embedded broker cannot delete topics"
+export EXBUS_SHUTDOWN_TIMEOUT_S=5
+
+start_broker
+exbus catalog import "$EXB_SRC/ops/examples/catalog.json" >/dev/null
+SUB=$(exbus sub request --subscriber RS --resource 370600-GA-0001 --items id_number,name --purpose "核验")
+exbus sub approve "$SUB" >/dev/null
+router_conf "$T/router.conf"
+consumer_conf "$T/rs.conf" RS "$T/rs.db"
+start router "$EXBUS" router -c "$T/router.conf"
+start rs "$EXBUS" consumer -c "$T/rs.conf"
+wait_for "the consumer's group assignment" 30 grep -q "assigned exb.deliver.RS" "$T/rs.log"
+python3 "$EXB_SRC/test/kafka/kadmin.py" reset "$EXBUS_BROKERS" >"$T/reset2.log"
+sleep 6 # the clients notice: partitions gone, subscriptions empty
+
+# ends NAME — after SIGTERM, NAME exits within 20 s with 0 (a clean
+# shutdown) or 3 (the deadline), never hangs.
+ends() {
+        local var="PID_${1//-/_}" rc=0 deadline=$((SECONDS + 20))
+        while kill -0 "${!var}" 2>/dev/null; do
+                [ $SECONDS -lt $deadline ] || fail "$1 still running 20 s after SIGTERM"
+                sleep 0.2
+        done
+        wait "${!var}" || rc=$?
+        log "$1 exited with status $rc"
+        check "$1 ends after SIGTERM with status 0 or 3" "yes" "$(case $rc in 0 | 3) echo yes ;; *) echo "$rc" ;; esac)"
+}
+kill -TERM "$PID_router" "$PID_rs"
+ends router
+ends rs
+finish
