@@ -296,15 +296,24 @@ static int txn_done(rd_kafka_error_t *error, const char *what, int64_t deadline,
         return 0;
 }
 
+/* Calls a transactional API that takes (rk, timeout_ms) until it is done. */
+static exb_err_t txn_call(exb_producer_t *p, rd_kafka_error_t *(*call)(rd_kafka_t *, int),
+                          const char *what, int64_t deadline, char *errstr, size_t errstr_size)
+{
+        exb_err_t res;
+        int left;
+        do
+                left = (int)(deadline - exb_mono_ms());
+        while (txn_done(call(p->rk, left > 0 ? left : 1), what, deadline, &res, errstr,
+                        errstr_size));
+        return res;
+}
+
 exb_err_t exb_producer_txn_init(exb_producer_t *p, int timeout_ms, char *errstr,
                                 size_t errstr_size)
 {
-        int64_t deadline = exb_mono_ms() + timeout_ms;
-        exb_err_t res;
-        while (txn_done(rd_kafka_init_transactions(p->rk, timeout_ms), "init", deadline, &res,
-                        errstr, errstr_size))
-                ;
-        return res;
+        return txn_call(p, rd_kafka_init_transactions, "init", exb_mono_ms() + timeout_ms, errstr,
+                        errstr_size);
 }
 
 exb_err_t exb_producer_txn_begin(exb_producer_t *p, char *errstr, size_t errstr_size)
@@ -333,19 +342,14 @@ exb_err_t exb_producer_txn_commit(exb_producer_t *p, exb_consumer_t *c, const ex
                 rd_kafka_consumer_group_metadata_destroy(cgm);
                 rd_kafka_topic_partition_list_destroy(tl);
         }
-        while (res == EXB_OK && txn_done(rd_kafka_commit_transaction(p->rk, timeout_ms), "commit",
-                                         deadline, &res, errstr, errstr_size))
-                ;
-        return res;
+        if (res != EXB_OK)
+                return res;
+        return txn_call(p, rd_kafka_commit_transaction, "commit", deadline, errstr, errstr_size);
 }
 
 exb_err_t exb_producer_txn_abort(exb_producer_t *p, int timeout_ms, char *errstr,
                                  size_t errstr_size)
 {
-        int64_t deadline = exb_mono_ms() + timeout_ms;
-        exb_err_t res;
-        while (txn_done(rd_kafka_abort_transaction(p->rk, timeout_ms), "abort", deadline, &res,
-                        errstr, errstr_size))
-                ;
-        return res;
+        return txn_call(p, rd_kafka_abort_transaction, "abort", exb_mono_ms() + timeout_ms, errstr,
+                        errstr_size);
 }

@@ -16,6 +16,7 @@
 # No password may appear in any log.
 source "$(dirname "$0")/lib.sh"
 real_broker_only "ACLs need a broker with an authorizer and SCRAM users"
+export EXBUS_SHUTDOWN_TIMEOUT_S=10
 
 start_broker
 SASL=$EXBUS_TEST_BROKERS_SASL
@@ -51,13 +52,8 @@ as_dept() { local n=$1; shift; start "$n" env EXBUS_BROKERS="$SASL" "$@"; }
 # expect_denied NAME TOPIC — role NAME (started with as_dept) exits non-zero
 # within 60 s, and says on its log that it may not use TOPIC.
 expect_denied() {
-        local var="PID_${1//-/_}" rc=0 deadline=$((SECONDS + 60))
-        while kill -0 "${!var}" 2>/dev/null; do
-                [ $SECONDS -lt $deadline ] || fail "$1 still running after 60 s (hangs instead of failing)"
-                sleep 0.2
-        done
-        wait "${!var}" || rc=$?
-        check "$1 exits with status 1 (not a hang, not a crash)" "1" "$rc"
+        wait_exit "$1" 60
+        check "$1 exits with status 1 (not a hang, not a crash)" "1" "$EXIT_STATUS"
         check "$1 names $2 in an authorization error" "1" \
                 "$(grep -i 'authoriz' "$T/$1.log" | grep -c -m1 -F "$2" || true)"
 }
@@ -131,8 +127,13 @@ check "acl sync after revoke: nothing left to do" "0" "$(grep -c '^[+-] ' "$T/ac
 # pattern subscription first, it just has nothing more to read.
 sleep 2
 if kill -0 "$PID_gjj" 2>/dev/null; then
+        # librdkafka 2.0.2 may then hang destroying the consumer: the shutdown
+        # deadline (EXBUS_SHUTDOWN_TIMEOUT_S) ends it with status 3.
         log "gjj consumer still running: the topic left its subscription before a fetch was refused"
-        stop gjj
+        kill -TERM "$PID_gjj"
+        wait_exit gjj 30
+        check "gjj ends after SIGTERM (0, or 3 at the shutdown deadline)" "yes" \
+                "$(case $EXIT_STATUS in 0 | 3) echo yes ;; *) echo "$EXIT_STATUS" ;; esac)"
 else
         expect_denied gjj exb.deliver.GJJ.370600-GA-0001
 fi

@@ -22,14 +22,10 @@ sleep 6 # the clients notice: partitions gone, subscriptions empty
 # ends NAME — after SIGTERM, NAME exits within 20 s with 0 (a clean
 # shutdown) or 3 (the deadline), never hangs.
 ends() {
-        local var="PID_${1//-/_}" rc=0 deadline=$((SECONDS + 20))
-        while kill -0 "${!var}" 2>/dev/null; do
-                [ $SECONDS -lt $deadline ] || fail "$1 still running 20 s after SIGTERM"
-                sleep 0.2
-        done
-        wait "${!var}" || rc=$?
-        log "$1 exited with status $rc"
-        check "$1 ends after SIGTERM with status 0 or 3" "yes" "$(case $rc in 0 | 3) echo yes ;; *) echo "$rc" ;; esac)"
+        wait_exit "$1" 20
+        log "$1 exited with status $EXIT_STATUS"
+        check "$1 ends after SIGTERM with status 0 or 3" "yes" \
+                "$(case $EXIT_STATUS in 0 | 3) echo yes ;; *) echo "$EXIT_STATUS" ;; esac)"
 }
 kill -TERM "$PID_router" "$PID_rs"
 ends router

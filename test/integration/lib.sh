@@ -104,6 +104,19 @@ kill9() {
         wait "${!var}" 2>/dev/null || true
 }
 
+# wait_exit NAME SECONDS — waits for role NAME (started with `start`) to exit
+# by itself, failing the test if it still runs after SECONDS; its exit status
+# is then in EXIT_STATUS.
+wait_exit() {
+        local var="PID_${1//-/_}" deadline=$((SECONDS + $2))
+        while kill -0 "${!var}" 2>/dev/null; do
+                [ $SECONDS -lt $deadline ] || fail "$1 still running after $2 s (a hang)"
+                sleep 0.2
+        done
+        EXIT_STATUS=0
+        wait "${!var}" || EXIT_STATUS=$?
+}
+
 # real_broker — true when the tests run against a real Kafka.
 real_broker() { [ -n "${EXBUS_TEST_BROKERS:-}" ]; }
 
