@@ -16,7 +16,7 @@ consumer_conf "$T/rs.conf" RS "$T/rs.db"
 start router "$EXBUS" router -c "$T/router.conf"
 start rs "$EXBUS" consumer -c "$T/rs.conf"
 wait_for "the consumer's group assignment" 30 grep -q "assigned exb.deliver.RS" "$T/rs.log"
-python3 "$EXB_SRC/test/kafka/kadmin.py" reset "$EXBUS_BROKERS" >"$T/reset2.log"
+python3 "$EXB_SRC/test/kafka/kadmin.py" delete-topics "$EXBUS_BROKERS" >"$T/deleted.log"
 sleep 6 # the clients notice: partitions gone, subscriptions empty
 
 # ends NAME — after SIGTERM, NAME exits within 20 s with 0 (a clean

@@ -11,6 +11,8 @@
         with -9 by the previous test) cannot be deleted until the broker
         expires that member: its session timeout, 6 s in exbus. It is retried
         for up to 60 s.
+    kadmin.py delete-topics BOOTSTRAP
+        Deletes every exb.* topic and nothing else (clients keep running).
     kadmin.py add-user BOOTSTRAP NAME
         Creates or updates the SCRAM-SHA-512 credential of principal NAME;
         the password is read from the environment variable EXB_KAFKA_PASSWORD
@@ -83,17 +85,23 @@ def delete_groups(adm, deadline):
         time.sleep(0.5)  # NON_EMPTY_GROUP: a killed member not yet expired
 
 
-def reset(bootstrap):
+def delete_topics(adm):
     from confluent_kafka import KafkaError
-    adm = admin(bootstrap)
-    deadline = time.monotonic() + 60
     topics = exb_topics(adm)
     if topics:
         failed = wait_futures(adm.delete_topics(topics, operation_timeout=TIMEOUT),
                               "delete topic", ignore=(KafkaError.UNKNOWN_TOPIC_OR_PART,))
         if failed:
-            raise SystemExit("kadmin reset: cannot delete topics: %s" %
+            raise SystemExit("kadmin: cannot delete topics: %s" %
                              "; ".join("%s: %s" % (t, e.str()) for t, e in failed.items()))
+    return topics
+
+
+def reset(bootstrap):
+    from confluent_kafka import KafkaError
+    adm = admin(bootstrap)
+    deadline = time.monotonic() + 60
+    topics = delete_topics(adm)
     delete_groups(adm, deadline)
     acls = delete_acls(adm)
     users = delete_users(adm)
@@ -208,11 +216,13 @@ def main(argv):
         reset(argv[2])
     elif len(argv) == 4 and argv[1] == "add-user":
         add_user(argv[2], argv[3])
+    elif len(argv) == 3 and argv[1] == "delete-topics":
+        print("deleted %d exb.* topics" % len(delete_topics(admin(argv[2]))))
     elif len(argv) == 5 and argv[1] == "grant-txn":
         grant_txn(argv[2], argv[3], argv[4])
     else:
-        raise SystemExit("usage: kadmin.py reset BOOTSTRAP | add-user BOOTSTRAP NAME | "
-                         "grant-txn BOOTSTRAP PRINCIPAL PREFIX")
+        raise SystemExit("usage: kadmin.py reset BOOTSTRAP | delete-topics BOOTSTRAP | "
+                         "add-user BOOTSTRAP NAME | grant-txn BOOTSTRAP PRINCIPAL PREFIX")
 
 
 if __name__ == "__main__":
