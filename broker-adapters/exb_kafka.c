@@ -146,18 +146,18 @@ fail:
         return NULL;
 }
 
+int exb_cluster_is_embedded(const char *cluster_id)
+{
+        return cluster_id && !strncmp(cluster_id, "mockCluster", 11);
+}
+
 int exb_kafka_is_embedded(rd_kafka_t *rk, int timeout_ms)
 {
         char *cid = rd_kafka_clusterid(rk, timeout_ms);
-        int mock = cid && !strncmp(cid, "mockCluster", 11);
+        int mock = exb_cluster_is_embedded(cid);
         if (cid)
                 rd_kafka_mem_free(rk, cid);
         return mock;
-}
-
-int exb_consumer_embedded(exb_consumer_t *c, int timeout_ms)
-{
-        return exb_kafka_is_embedded(exb_consumer_rk(c), timeout_ms);
 }
 
 exb_err_t exb_kerr(rd_kafka_t *rk, rd_kafka_resp_err_t err)

@@ -223,9 +223,9 @@ exb_err_t exb_consumer_rewind(exb_consumer_t *c, int timeout_ms, char *errstr, s
  * EXB_ERR_FATAL if the principal may not describe the topic. */
 exb_err_t exb_consumer_watermarks(exb_consumer_t *c, const char *topic, int32_t partition,
                                   int64_t *lo, int64_t *hi, int timeout_ms);
-/* 1 if the consumer's brokers are an embedded broker (librdkafka's mock
- * cluster); 0 if a real Kafka or not reachable within timeout_ms. */
-int exb_consumer_embedded(exb_consumer_t *c, int timeout_ms);
+/* 1 if cluster_id (exb_consumer_cluster_id) is an embedded broker's:
+ * librdkafka's mock cluster names itself "mockCluster<hex>". */
+int exb_cluster_is_embedded(const char *cluster_id);
 /* The cluster id (for cache invalidation; "mockCluster..." for an embedded
  * broker), or NULL. Caller frees with free(). */
 char *exb_consumer_cluster_id(exb_consumer_t *c, int timeout_ms);

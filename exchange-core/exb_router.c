@@ -895,8 +895,8 @@ static int producer_start(exb_router_t *rtr, const exb_router_conf_t *conf, cons
                          "exactly.once=%s)", conf->exactly_once);
                 return -1;
         }
+        int embedded = exb_cluster_is_embedded(cluster);
         free(cluster);
-        int embedded = exb_consumer_embedded(rtr->consumer, 0);
         if (embedded && !strcmp(conf->exactly_once, "on")) {
                 exb_errf(errstr, errstr_size,
                          "router: exactly.once=on, but the brokers are an embedded broker, which "
