@@ -51,14 +51,6 @@ struct exb_producer_s {
         uint32_t ntopics;
 };
 
-static uint32_t fnv1a(const char *s)
-{
-        uint32_t h = 2166136261u;
-        for (; *s; s++)
-                h = (h ^ (uint8_t)*s) * 16777619u;
-        return h;
-}
-
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         exb_producer_t *p = opaque;
@@ -154,7 +146,7 @@ static void topics_grow(exb_producer_t *p)
 
 exb_topic_t *exb_producer_topic(exb_producer_t *p, const char *name)
 {
-        uint32_t h = fnv1a(name);
+        uint32_t h = exb_fnv1a(name);
         exb_topic_t *t;
 
         pthread_mutex_lock(&p->lock);

@@ -449,3 +449,11 @@ void *exb_realloc(void *p, size_t size)
         void *r = realloc(p, size ? size : 1);
         return r ? r : oom();
 }
+
+uint32_t exb_fnv1a(const char *s)
+{
+        uint32_t h = 2166136261u;
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 16777619u;
+        return h;
+}

@@ -162,6 +162,9 @@ void *exb_realloc(void *p, size_t size);
  * hints; 99 when either is longer than 128 bytes. */
 int exb_edit_distance(const char *a, size_t la, const char *b);
 
+/* 32-bit FNV-1a hash of a string (hash tables, stable short ids). */
+uint32_t exb_fnv1a(const char *s);
+
 #define EXB_ARRAY_CNT(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

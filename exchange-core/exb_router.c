@@ -872,10 +872,7 @@ static void instance_name(const exb_router_conf_t *conf, char *out, size_t size)
         gethostname(host, sizeof(host) - 1);
         if (!realpath(conf->data_dir, dir))
                 snprintf(dir, sizeof(dir), "%s", conf->data_dir);
-        uint32_t h = 2166136261u;
-        for (const char *c = dir; *c; c++)
-                h = (h ^ (uint8_t)*c) * 16777619u;
-        snprintf(out, size, "exbus-router-%s-%08x", host, h);
+        snprintf(out, size, "exbus-router-%s-%08x", host, exb_fnv1a(dir));
 }
 
 static exb_kprop_t kprop_dup(const char *name, const char *value)
