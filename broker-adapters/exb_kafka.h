@@ -97,6 +97,13 @@ void exb_producer_destroy(exb_producer_t *p);
 exb_topic_t *exb_producer_topic(exb_producer_t *p, const char *name);
 const char *exb_topic_name(const exb_topic_t *t);
 
+/* The topic's partition count from the brokers' metadata (a request, up to
+ * timeout_ms: control-plane use), or -1 if it cannot be learned. */
+int exb_producer_partitions(exb_producer_t *p, exb_topic_t *t, int timeout_ms);
+/* The partition Kafka's default partitioner (murmur2, as the Java client and
+ * `partition -1` below) gives `key` among `partitions`. */
+int32_t exb_partition_of(const void *key, size_t key_len, int partitions);
+
 /* Enqueues one message (key/value/headers copied: the buffers may be reused
  * at once). partition -1 = by key (murmur2 as the Java client; no key =
  * random). value NULL = tombstone. Returns EXB_OK, EXB_ERR_RETRY if the

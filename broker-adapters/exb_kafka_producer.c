@@ -178,6 +178,25 @@ const char *exb_topic_name(const exb_topic_t *t)
         return t->name;
 }
 
+int exb_producer_partitions(exb_producer_t *p, exb_topic_t *t, int timeout_ms)
+{
+        const struct rd_kafka_metadata *md;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, t->rkt, &md, timeout_ms);
+        if (err) {
+                EXB_WARN("producer: metadata of %s: %s", t->name, rd_kafka_err2str(err));
+                return -1;
+        }
+        int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : -1;
+        rd_kafka_metadata_destroy(md);
+        return n > 0 ? n : -1;
+}
+
+int32_t exb_partition_of(const void *key, size_t key_len, int partitions)
+{
+        /* Uses neither the topic nor the opaques (the random variant would). */
+        return rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, partitions, NULL, NULL);
+}
+
 exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, const void *key,
                       size_t key_len, const void *value, size_t value_len, const exb_header_t *hdrs,
                       int nhdrs, void *msg_opaque, char *errstr, size_t errstr_size)

@@ -83,6 +83,7 @@ typedef struct rt_route_s {
         exb_schema_t *out_schema;   /* delivery schema */
         exb_binding_t out_bind;     /* for the delivery key */
         exb_topic_t *topic;
+        int partitions;             /* of topic; -1 = unknown: partition by the delivery key */
         exb_buf_t *scratch;         /* one per delivery field, for masked values */
         exb_route_stats_t *stats;
 } rt_route_t;
@@ -140,6 +141,7 @@ struct exb_router_s {
         exb_producer_t *producer;
         uint64_t generation;
         int64_t next_expiry_check;
+        int partitions_unknown; /* a route lacks its partition count: learn_partitions() */
         int nres;
         rt_resource_t *res;
         int nschemas;
@@ -271,7 +273,7 @@ static void route_add(exb_router_t *rtr, rt_resource_t *r, exb_sub_t *sub)
                 exb_subs_free(sub, 1);
                 return;
         }
-        rt_route_t rt = {.sub = sub, .out_schema = out};
+        rt_route_t rt = {.sub = sub, .out_schema = out, .partitions = -1};
         if (exb_binding_init(&rt.out_bind, r->res, out, err, sizeof(err))) {
                 EXB_ERROR("subscription %s: %s: not routed", sub->id, err);
                 exb_schema_destroy(out);
@@ -289,8 +291,25 @@ static void route_add(exb_router_t *rtr, rt_resource_t *r, exb_sub_t *sub)
         r->routes[r->nroutes++] = rt;
 }
 
+/* Learns the partition counts of the delivery topics that lack one. Until
+ * then a route partitions by the delivery key (brokers down when the table
+ * was built): retried with the expiry check. */
+static void learn_partitions(exb_router_t *rtr)
+{
+        rtr->partitions_unknown = 0;
+        for (int i = 0; i < rtr->nres; i++)
+                for (int k = 0; k < rtr->res[i].nroutes; k++) {
+                        rt_route_t *rt = &rtr->res[i].routes[k];
+                        if (rt->partitions < 0)
+                                rt->partitions =
+                                        exb_producer_partitions(rtr->producer, rt->topic, 5000);
+                        rtr->partitions_unknown |= rt->partitions < 0;
+                }
+}
+
 /* Makes sure the delivery topics exist (real Kafka: CreateTopics; embedded
- * broker in another process: it creates them itself from the catalog). */
+ * broker in another process: it creates them itself from the catalog) and
+ * learns their partition counts. */
 static void ensure_delivery_topics(exb_router_t *rtr)
 {
         exb_topic_spec_t *specs = NULL;
@@ -302,9 +321,12 @@ static void ensure_delivery_topics(exb_router_t *rtr)
                                                         rtr->partitions, 0};
                 }
         char err[512];
+        rtr->partitions_unknown = n > 0;
         if (n && exb_admin_ensure_topics(rtr->brokers, rtr->props, rtr->nprops, specs, n, 10000, err,
                                          sizeof(err)) != EXB_OK)
                 EXB_WARN("delivery topics: %s", err);
+        else
+                learn_partitions(rtr);
         free(specs);
 }
 
@@ -370,6 +392,8 @@ static void table_refresh(exb_router_t *rtr)
                                 stale |= !exb_sub_active(rtr->res[i].routes[k].sub, wall);
                 if (stale)
                         table_build(rtr);
+                else if (rtr->partitions_unknown)
+                        learn_partitions(rtr);
                 rtr->generation = exb_control_generation(rtr->ctl);
                 rtr->next_expiry_check = now + 10000;
         }
@@ -639,16 +663,16 @@ static int64_t on_assign(void *opaque, const char *topic, int32_t partition)
 /* ------------------------------------------------------------------ routing */
 
 /* Produces one message, waiting while the local queue is full. */
-static void produce(exb_router_t *rtr, exb_topic_t *t, const void *key, size_t key_len,
-                    const void *val, size_t len, const exb_header_t *hdrs, int nhdrs,
-                    rt_entry_t *e)
+static void produce(exb_router_t *rtr, exb_topic_t *t, int32_t partition, const void *key,
+                    size_t key_len, const void *val, size_t len, const exb_header_t *hdrs,
+                    int nhdrs, rt_entry_t *e)
 {
         char err[256];
         if (e)
                 e->pending++;
         for (;;) {
-                exb_err_t r = exb_produce(rtr->producer, t, -1, key, key_len, val, len, hdrs, nhdrs,
-                                          e, err, sizeof(err));
+                exb_err_t r = exb_produce(rtr->producer, t, partition, key, key_len, val, len,
+                                          hdrs, nhdrs, e, err, sizeof(err));
                 if (r == EXB_OK)
                         return;
                 if (r != EXB_ERR_RETRY) {
@@ -676,15 +700,18 @@ static void dead_letter(exb_router_t *rtr, const exb_msg_t *m, const char *provi
         hdrs[n++] = (exb_header_t){"exb-origin-partition", part, strlen(part)};
         hdrs[n++] = (exb_header_t){"exb-origin-offset", off, strlen(off)};
         EXB_DEBUG("dead letter %s [%s] @%s: %s: %s", m->topic, part, off, stage, why);
-        produce(rtr, exb_producer_topic(rtr->producer, topic), m->key, m->key_len, m->value, m->len,
-                hdrs, n, e);
+        produce(rtr, exb_producer_topic(rtr->producer, topic), -1, m->key, m->key_len, m->value,
+                m->len, hdrs, n, e);
         if (r)
                 r->stats->dlq++;
 }
 
-/* Builds and produces the delivery of rec for route k. */
-static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_record_t *rec,
-                      const exb_header_t *path, rt_entry_t *e)
+/* Builds and produces the delivery of rec (consumed as m) for route k. It
+ * goes to the partition of the ingest key, not of the delivery key: a masked
+ * key must not scatter one source record's changes over partitions (their
+ * order is kept within one), and runs of one ingest partition stay runs. */
+static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_msg_t *m,
+                      const exb_record_t *rec, const exb_header_t *path, rt_entry_t *e)
 {
         rt_route_t *rt = &s->rres->routes[k];
         rt_plan_t *p = plan_for(s, k);
@@ -736,7 +763,10 @@ static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_record
                 rt->stats->filtered++;
                 return;
         }
-        produce(rtr, rt->topic, rtr->key.p, rtr->key.len, rtr->enc.p, rtr->enc.len, path,
+        int32_t part = rt->partitions > 0 && m->key
+                               ? exb_partition_of(m->key, m->key_len, rt->partitions)
+                               : -1;
+        produce(rtr, rt->topic, part, rtr->key.p, rtr->key.len, rtr->enc.p, rtr->enc.len, path,
                 path ? 1 : 0, e);
         rt->stats->out++;
 }
@@ -781,7 +811,7 @@ static void route_record(exb_router_t *rtr, const exb_msg_t *m, rt_entry_t *e)
                 int has_path = exb_msg_header(m, "exb-path", &path.value, &path.len);
                 path.name = "exb-path";
                 for (int k = 0; k < r->nroutes && !rtr->fatal; k++)
-                        route_one(rtr, s, k, &rec, has_path ? &path : NULL, e);
+                        route_one(rtr, s, k, m, &rec, has_path ? &path : NULL, e);
         }
 }
 

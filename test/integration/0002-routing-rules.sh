@@ -52,6 +52,15 @@ check "birth date delivered as a date" "$(sql "$SRC" "SELECT birth_date FROM per
 check "filter keeps region 370602 only" "370602" "$(sql "$GJJ" "SELECT group_concat(DISTINCT region) FROM \"370600-GA-0001\"")"
 check "RS gets unmasked ids" "$ID0" "$(sql "$RS" "SELECT id_number FROM \"370600-GA-0001\" WHERE name='居民0'")"
 
+# Where GJJ's deliveries went: each on the partition Kafka's partitioner gives
+# the key of its ingest record (eos_check.py computes murmur2 itself), though
+# the delivered key is masked and hashes elsewhere.
+IN=exb.ingest.GA.370600-GA-0001 OUT=exb.deliver.GJJ.370600-GA-0001
+python3 "$EXB_SRC/test/integration/eos_check.py" --brokers "$EXBUS_BROKERS" --peek --timeout 30 \
+        --topic $IN --topic $OUT --key-partitions $IN=$OUT >"$T/kp.json" 2>"$T/kp.err" || true
+check "GJJ's deliveries (masked keys) on the partitions of their ingest keys" "10 0" \
+        "$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))[sys.argv[2]]['key_partitions']; print(r['checked'], r['misplaced'])" "$T/kp.json" $OUT 2>&1)"
+
 # 居民0 moves out of 370602 (GJJ: delete), 居民1 moves in (GJJ: upsert), 居民3 is deleted.
 sqlite3 "$SRC" "UPDATE person SET region='370611' WHERE name='居民0';
                 UPDATE person SET region='370602' WHERE name='居民1';

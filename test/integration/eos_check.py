@@ -3,6 +3,7 @@
 
     eos_check.py --brokers B --topic T [--topic T2 ...] [--expect N]
                  [--expect-topic T=N ...] [--peek] [--timeout S] [-X key=value ...]
+                 [--key-partitions INGEST=DELIVERY ...]
 
 Reads every partition of each topic from the beginning to the high
 watermark it had when the check started, with isolation.level=read_committed
@@ -30,8 +31,15 @@ Prints one JSON object to stdout:
 number of event ids seen more than once) and a one-line summary per topic
 on stderr.
 
+--key-partitions INGEST=DELIVERY (both also given as --topic) checks where
+the router put each delivery: on the partition Kafka's default partitioner
+(murmur2, computed here in Python) gives the key of the ingest record with the
+same event id, whatever the delivery key (a masked key must not move a
+record). The topic's report gains "key_partitions": {"checked": N,
+"misplaced": M, "examples": [...]}.
+
 Exit status: 0 when no topic has a duplicate event id, an undecodable value,
-or a distinct count other than expected (--expect N applies to every topic,
+a misplaced delivery, or a distinct count other than expected (--expect N applies to every topic,
 --expect-topic T=N to one); 1 otherwise; 2 on a usage or broker error
 (e.g. a partition not read to its end within --timeout seconds, default 120).
 
@@ -182,8 +190,44 @@ class Decoder:
         return rec["event_id"], rec["op"]
 
 
+def murmur2(data):
+    """Kafka's Utils.murmur2 (Java client), as an unsigned 32-bit value."""
+    m, h = 0x5BD1E995, (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[4 * n4:]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def check_key_partitions(ingest, delivery):
+    """Misplaced deliveries: partition != murmur2(ingest key) % partitions."""
+    n, checked, bad = delivery["partitions"], 0, []
+    for eid, at in delivery["where"].items():
+        key = ingest["keys"].get(eid)
+        want = None if key is None else (murmur2(key) & 0x7FFFFFFF) % n
+        for place in at:
+            checked += 1
+            if int(place.split(":")[0]) != want:
+                bad.append({"event_id": eid, "at": place, "want_partition": want})
+    return {"checked": checked, "misplaced": len(bad), "examples": bad[:10]}
+
+
 def check_topic(conf, topic, decode, timeout):
     seen = collections.defaultdict(list)
+    keys = {}
     ops = collections.Counter()
     counts = {"messages": 0, "undecodable": 0}
     bad = []
@@ -199,6 +243,7 @@ def check_topic(conf, topic, decode, timeout):
             return
         if eid not in seen:
             ops[op] += 1
+            keys[eid] = m.key() or b""
         seen[eid].append("%d:%d" % (m.partition(), m.offset()))
 
     partitions = read_all(conf, topic, timeout, on_msg)
@@ -211,7 +256,7 @@ def check_topic(conf, topic, decode, timeout):
            "duplicate_count": len(dups), "duplicates": dups[:50]}
     if bad:
         out["undecodable_examples"] = bad
-    return out
+    return out, {"partitions": partitions, "keys": keys, "where": seen}
 
 
 def main():
@@ -223,6 +268,7 @@ def main():
     ap.add_argument("--peek", action="store_true",
                     help="read only op and event_id (no schema lookup, no full decode)")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--key-partitions", action="append", default=[], metavar="INGEST=DELIVERY")
     ap.add_argument("-X", action="append", default=[], metavar="key=value",
                     help="librdkafka property (e.g. security.protocol=SASL_PLAINTEXT)")
     args = ap.parse_args()
@@ -239,10 +285,10 @@ def main():
             decode = peek_event_id
         else:
             decode = Decoder(load_schemas(conf, args.timeout)).event_id
-        report, ok = {}, True
+        report, ok, placed = {}, True, {}
         for topic in args.topic:
             t0 = time.monotonic()
-            r = check_topic(conf, topic, decode, args.timeout)
+            r, placed[topic] = check_topic(conf, topic, decode, args.timeout)
             want = expect.get(topic, args.expect)
             if want is not None:
                 r["expected"] = want
@@ -255,6 +301,17 @@ def main():
                       "ok" if good else "FAIL", topic, r["messages"], r["distinct_event_ids"],
                       "" if want is None else " (expected %d)" % want, r["duplicate_count"],
                       r["undecodable"], time.monotonic() - t0), file=sys.stderr)
+        for pair in args.key_partitions:
+            ingest, _, delivery = pair.partition("=")
+            if ingest not in placed or delivery not in placed:
+                ap.error("--key-partitions %s: both topics must be given as --topic" % pair)
+            r = check_key_partitions(placed[ingest], placed[delivery])
+            report[delivery]["key_partitions"] = r
+            ok &= r["misplaced"] == 0
+            print("eos_check: %s: %s: %d deliveries on the partition of their ingest key, "
+                  "%d misplaced" % ("ok" if not r["misplaced"] else "FAIL", delivery,
+                                    r["checked"] - r["misplaced"], r["misplaced"]),
+                  file=sys.stderr)
     except BrokerError as e:
         print("eos_check: %s" % e, file=sys.stderr)
         return 2

@@ -204,6 +204,13 @@ static void test_produce(void **state)
                 for (int64_t o = 0; o < T.count[pt]; o++)
                         assert_true(seen[pt][o]);
         }
+        /* exb_partition_of() places a key where the producer's partitioner did. */
+        assert_int_equal(exb_producer_partitions(p, t, 10000), NPARTS);
+        for (int i = 0; i < NMSGS; i++) {
+                char k[32];
+                fmt_key(k, sizeof(k), i);
+                assert_int_equal(exb_partition_of(k, strlen(k), NPARTS), T.dr[i].partition);
+        }
         /* Same key, same partition (murmur2, as the Java client). */
         int64_t before = T.count[T.dr[0].partition];
         char key[32];
