@@ -293,17 +293,20 @@ static void route_add(exb_router_t *rtr, rt_resource_t *r, exb_sub_t *sub)
 
 /* Learns the partition counts of the delivery topics that lack one. Until
  * then a route partitions by the delivery key (brokers down when the table
- * was built): retried with the expiry check. */
+ * was built): retried with the expiry check; the first failure ends a try,
+ * so an unreachable cluster costs one timeout, not one per route. */
 static void learn_partitions(exb_router_t *rtr)
 {
         rtr->partitions_unknown = 0;
         for (int i = 0; i < rtr->nres; i++)
                 for (int k = 0; k < rtr->res[i].nroutes; k++) {
                         rt_route_t *rt = &rtr->res[i].routes[k];
-                        if (rt->partitions < 0)
-                                rt->partitions =
-                                        exb_producer_partitions(rtr->producer, rt->topic, 5000);
-                        rtr->partitions_unknown |= rt->partitions < 0;
+                        if (rt->partitions < 0 &&
+                            (rt->partitions = exb_producer_partitions(rtr->producer, rt->topic,
+                                                                      5000)) < 0) {
+                                rtr->partitions_unknown = 1;
+                                return;
+                        }
                 }
 }
 
