@@ -141,7 +141,6 @@ struct exb_router_s {
         exb_producer_t *producer;
         uint64_t generation;
         int64_t next_expiry_check;
-        int partitions_unknown; /* a route lacks its partition count: learn_partitions() */
         int nres;
         rt_resource_t *res;
         int nschemas;
@@ -291,22 +290,20 @@ static void route_add(exb_router_t *rtr, rt_resource_t *r, exb_sub_t *sub)
         r->routes[r->nroutes++] = rt;
 }
 
-/* Learns the partition counts of the delivery topics that lack one. Until
- * then a route partitions by the delivery key (brokers down when the table
- * was built): retried with the expiry check; the first failure ends a try,
- * so an unreachable cluster costs one timeout, not one per route. */
+/* Learns the partition counts of the delivery topics that lack one (no
+ * request when all are known). Until then a route partitions by the delivery
+ * key (brokers down when the table was built): retried with the expiry
+ * check; the first failure ends a try, so an unreachable cluster costs one
+ * timeout, not one per route. */
 static void learn_partitions(exb_router_t *rtr)
 {
-        rtr->partitions_unknown = 0;
         for (int i = 0; i < rtr->nres; i++)
                 for (int k = 0; k < rtr->res[i].nroutes; k++) {
                         rt_route_t *rt = &rtr->res[i].routes[k];
                         if (rt->partitions < 0 &&
                             (rt->partitions = exb_producer_partitions(rtr->producer, rt->topic,
-                                                                      5000)) < 0) {
-                                rtr->partitions_unknown = 1;
+                                                                      5000)) < 0)
                                 return;
-                        }
                 }
 }
 
@@ -324,7 +321,6 @@ static void ensure_delivery_topics(exb_router_t *rtr)
                                                         rtr->partitions, 0};
                 }
         char err[512];
-        rtr->partitions_unknown = n > 0;
         if (n && exb_admin_ensure_topics(rtr->brokers, rtr->props, rtr->nprops, specs, n, 10000, err,
                                          sizeof(err)) != EXB_OK)
                 EXB_WARN("delivery topics: %s", err);
@@ -395,7 +391,7 @@ static void table_refresh(exb_router_t *rtr)
                                 stale |= !exb_sub_active(rtr->res[i].routes[k].sub, wall);
                 if (stale)
                         table_build(rtr);
-                else if (rtr->partitions_unknown)
+                else
                         learn_partitions(rtr);
                 rtr->generation = exb_control_generation(rtr->ctl);
                 rtr->next_expiry_check = now + 10000;
