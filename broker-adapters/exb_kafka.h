@@ -138,6 +138,7 @@ typedef struct exb_msg_s {
         size_t len;
         int64_t ts_ms;
         void *_rkm; /* the librdkafka message, owned */
+        exb_consumer_t *_c; /* the consumer that returned it */
 } exb_msg_t;
 
 #define EXB_OFFSET_STORED    (-1000) /* = RD_KAFKA_OFFSET_STORED */
@@ -188,7 +189,9 @@ exb_err_t exb_consumer_assign(exb_consumer_t *c, const char *topic, int32_t part
  * Not thread-safe with the other calls on the same consumer. */
 int exb_consumer_poll(exb_consumer_t *c, exb_msg_t *msgs, int max, int timeout_ms, char *errstr,
                       size_t errstr_size);
-void exb_msg_release(exb_msg_t *msg); /* NULL or released: no-op */
+/* Gives msg back; its pointers are invalid from now on. Call it on the
+ * thread that polls, before exb_consumer_destroy(). NULL or released: no-op. */
+void exb_msg_release(exb_msg_t *msg);
 
 /* Header `name` of msg: 1 and value/len if present, else 0. */
 int exb_msg_header(const exb_msg_t *msg, const char *name, const void **value, size_t *len);

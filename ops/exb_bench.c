@@ -248,8 +248,10 @@ static void window_end(const bench_t *b, const window_t *w, int records, run_t *
                 for (int k = 0; k < w->cpu0.n; k++)
                         if (!strcmp(w->cpu0.name[k], c1.name[i]))
                                 s0 = w->cpu0.secs[k];
+                /* librdkafka's threads are rdk:*, exbus's own helpers exb:* */
+                int helper = !strncmp(c1.name[i], "rdk:", 4) || !strncmp(c1.name[i], "exb:", 4);
                 if (c1.secs[i] - s0 > 0.0005)
-                        printf(" %s %.2f", !strncmp(c1.name[i], "rdk:", 4) ? c1.name[i] : "main",
+                        printf(" %s %.2f", helper ? c1.name[i] : "main",
                                (c1.secs[i] - s0) * 1e6 / records);
         }
         printf("\n");
