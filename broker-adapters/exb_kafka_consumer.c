@@ -65,7 +65,7 @@
  * 2.2.0). A consumer that drains the limit in less than a second therefore
  * idles for the rest of it: with librdkafka's 100000 messages, about
  * 100-200k records/s at most, whatever the CPU. The limits must hold a
- * second of the fastest consumer (the router, ~300-450k records/s on 2
+ * second of the fastest consumer (the router, ~450-650k records/s on 2
  * cores): 500000 records or 64 MiB of payload. The cost is memory while a
  * backlog is prefetched: measured +256 MiB RSS for 128-byte records
  * (librdkafka's limits: +57 MiB). A slow sink can lower them with
