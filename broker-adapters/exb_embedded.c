@@ -155,6 +155,12 @@ void exb_embedded_set_down(exb_embedded_t *e, int down)
                 rd_kafka_mock_broker_set_up(e->mc, -1);
 }
 
+void exb_embedded_set_leaderless(exb_embedded_t *e, const char *topic, int32_t partition,
+                                 int leaderless)
+{
+        rd_kafka_mock_partition_set_leader(e->mc, topic, partition, leaderless ? -1 : 1);
+}
+
 /* 1 if the comma-separated lists a and b share a host:port entry. */
 static int lists_overlap(const char *a, const char *b)
 {

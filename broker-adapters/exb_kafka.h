@@ -380,5 +380,10 @@ exb_err_t exb_embedded_create_topic(exb_embedded_t *e, const char *topic, int pa
 /* Takes all brokers down (connections closed, new ones refused) or back up
  * (fault injection in tests). */
 void exb_embedded_set_down(exb_embedded_t *e, int down);
+/* Makes a partition leaderless (leaderless = 1: what is produced to it
+ * waits in the producers, consumers get nothing from it) or gives it back
+ * to the first broker (fault injection in tests). */
+void exb_embedded_set_leaderless(exb_embedded_t *e, const char *topic, int32_t partition,
+                                 int leaderless);
 
 #endif

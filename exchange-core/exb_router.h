@@ -28,11 +28,13 @@
  * offsets; a fenced or fatal producer stops the router.
  *
  * At least once (exactly.once = off, or auto against the embedded broker,
- * which keeps no transactional offsets): a source offset is stored for
- * commit only when every output of that record and of all records before it
- * in the partition has a successful delivery report. A failed delivery
- * (after librdkafka's own retries) stops the router; a restart resumes from
- * the committed offsets, so outputs after the last commit are sent again.
+ * which keeps no transactional offsets): every commit.interval.ms the router
+ * waits until every output produced so far is delivered, then stores the
+ * next offsets of the records consumed meanwhile for commit; so an offset
+ * is stored only when the outputs of its record and of all before it are
+ * delivered. A failed delivery (after librdkafka's own retries) stops the
+ * router; a restart resumes from the committed offsets, so outputs after
+ * the last commit are sent again.
  *
  * Control-plane changes (approve, revoke, expiry) are applied between batches.
  */
@@ -52,6 +54,7 @@ typedef struct exb_router_conf_s {
         int batch_size;
         char *exactly_once; /* auto|on|off */
         char *instance_id;
+        int commit_interval_ms;
         int txn_interval_ms;
         int txn_max_records;
         exb_conf_kvs_t kafka;
