@@ -302,37 +302,21 @@ static int preload(bench_t *b, size_t *avg_bytes)
                 return -1;
         }
         exb_topic_t *t = exb_producer_topic(p, BENCH_TOPIC);
-        exb_val_t vals[8];
-        exb_record_t rec = {.op = EXB_OP_CREATE, .source = EXB_STR("GA"), .nvals = 8, .vals = vals};
         exb_buf_t enc;
         exb_buf_init(&enc, 1 << 20);
         size_t total = 0;
         for (int i = 0; i < b->n; i++) {
-                exb_sample_person_t ps;
-                exb_sample_person(i, &ps);
-                char eid[32];
-                snprintf(eid, sizeof(eid), "bench-%d", i);
-                int64_t days = 0;
-                exb_date_parse(ps.birth_date, 10, &days);
-                rec.event_id = exb_str(eid);
-                rec.ts_ms = exb_now_ms();
-                vals[0] = (exb_val_t){0, {.s = exb_str(ps.id_number)}};
-                vals[1] = (exb_val_t){0, {.s = exb_str(ps.name)}};
-                vals[2] = (exb_val_t){0, {.s = exb_str(ps.gender)}};
-                vals[3] = (exb_val_t){0, {.i = days}};
-                vals[4] = (exb_val_t){0, {.s = exb_str(ps.address)}};
-                vals[5] = (exb_val_t){0, {.s = exb_str(ps.region)}};
-                vals[6] = (exb_val_t){0, {.s = exb_str(ps.phone)}};
-                vals[7] = (exb_val_t){0, {.i = rec.ts_ms}};
+                exb_sample_person_rec_t r;
+                exb_sample_person_record(i, "bench", &r);
                 exb_buf_reset(&enc);
-                if (exb_codec_encode(schema, &rec, &enc, err, sizeof(err)) != EXB_OK) {
+                if (exb_codec_encode(schema, &r.rec, &enc, err, sizeof(err)) != EXB_OK) {
                         fprintf(stderr, "exbus bench: encode: %s\n", err);
                         failed++;
                         break;
                 }
                 total += enc.len;
-                while (exb_produce(p, t, -1, ps.id_number, 18, enc.p, enc.len, NULL, 0, NULL, err,
-                                   sizeof(err)) == EXB_ERR_RETRY)
+                while (exb_produce(p, t, -1, r.person.id_number, 18, enc.p, enc.len, NULL, 0, NULL,
+                                   err, sizeof(err)) == EXB_ERR_RETRY)
                         exb_producer_poll(p, 10);
                 exb_producer_poll(p, 0);
         }

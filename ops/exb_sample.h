@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "exb_common.h"
+
 extern const unsigned char exb_sample_catalog[];
 extern const size_t exb_sample_catalog_len;
 
@@ -23,6 +25,17 @@ typedef struct exb_sample_person_s {
 } exb_sample_person_t;
 
 void exb_sample_person(int i, exb_sample_person_t *p);
+
+/* Person i as a CREATE record of 370600-GA-0001 (its 8 items in catalog
+ * order) with event id "<prefix>-<i>": r->rec, pointing into *r. */
+typedef struct exb_sample_person_rec_s {
+        exb_sample_person_t person;
+        char event_id[48];
+        exb_val_t vals[8];
+        exb_record_t rec;
+} exb_sample_person_rec_t;
+
+void exb_sample_person_record(int i, const char *prefix, exb_sample_person_rec_t *r);
 
 /* Unified social credit code of company i (valid GB 32100). */
 void exb_sample_credit_code(int i, char out[19]);

@@ -99,31 +99,15 @@ static int setup(void **state)
         exb_producer_t *p = exb_producer_new(T.bs, NULL, 0, count_dr, NULL, err, sizeof(err));
         assert_non_null(p);
         exb_topic_t *t = exb_producer_topic(p, INGEST);
-        exb_val_t vals[8];
-        exb_record_t rec = {.op = EXB_OP_CREATE, .source = EXB_STR("GA"), .nvals = 8, .vals = vals};
         exb_buf_t enc;
         exb_buf_init(&enc, 1 << 16);
         for (int i = 0; i < NRECS; i++) {
-                exb_sample_person_t ps;
-                exb_sample_person(i, &ps);
-                char eid[32];
-                snprintf(eid, sizeof(eid), "test-%d", i);
-                int64_t days = 0;
-                exb_date_parse(ps.birth_date, 10, &days);
-                rec.event_id = exb_str(eid);
-                rec.ts_ms = exb_now_ms();
-                vals[0] = (exb_val_t){0, {.s = exb_str(ps.id_number)}};
-                vals[1] = (exb_val_t){0, {.s = exb_str(ps.name)}};
-                vals[2] = (exb_val_t){0, {.s = exb_str(ps.gender)}};
-                vals[3] = (exb_val_t){0, {.i = days}};
-                vals[4] = (exb_val_t){0, {.s = exb_str(ps.address)}};
-                vals[5] = (exb_val_t){0, {.s = exb_str(ps.region)}};
-                vals[6] = (exb_val_t){0, {.s = exb_str(ps.phone)}};
-                vals[7] = (exb_val_t){0, {.i = rec.ts_ms}};
+                exb_sample_person_rec_t r;
+                exb_sample_person_record(i, "test", &r);
                 exb_buf_reset(&enc);
-                assert_int_equal(exb_codec_encode(schema, &rec, &enc, err, sizeof(err)), EXB_OK);
-                assert_int_equal(exb_produce(p, t, -1, ps.id_number, 18, enc.p, enc.len, NULL, 0,
-                                             NULL, err, sizeof(err)),
+                assert_int_equal(exb_codec_encode(schema, &r.rec, &enc, err, sizeof(err)), EXB_OK);
+                assert_int_equal(exb_produce(p, t, -1, r.person.id_number, 18, enc.p, enc.len,
+                                             NULL, 0, NULL, err, sizeof(err)),
                                  EXB_OK);
         }
         assert_int_equal(exb_producer_flush(p, 10000), EXB_OK);
