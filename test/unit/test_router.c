@@ -45,7 +45,7 @@ static struct {
         char dir[64];
         int64_t produced[NPARTS];  /* ingest records per partition */
         int committed_during_hold; /* partitions seen with a committed offset */
-        volatile int released;     /* the watcher gave the leaders back */
+        int released;              /* the watcher gave the leaders back (atomic) */
 } T;
 
 static void count_dr(void *opaque, void *msg_opaque, exb_err_t err, const char *errstr,
