@@ -208,18 +208,26 @@ exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, cons
                 exb_errf(errstr, errstr_size, "produce: no topic");
                 return EXB_ERR_INVALID;
         }
+        if (partition < 0)
+                partition = RD_KAFKA_PARTITION_UA;
         if (nhdrs > 0) {
                 rkhdrs = rd_kafka_headers_new((size_t)nhdrs);
                 for (int i = 0; i < nhdrs; i++)
                         rd_kafka_header_add(rkhdrs, hdrs[i].name, -1, hdrs[i].value,
                                             (ssize_t)hdrs[i].len);
+                err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(partition),
+                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_KEY((void *)key, key_len),
+                                        RD_KAFKA_V_VALUE((void *)value, value_len),
+                                        RD_KAFKA_V_HEADERS(rkhdrs), RD_KAFKA_V_OPAQUE(msg_opaque),
+                                        RD_KAFKA_V_END);
+        } else if (rd_kafka_produce(t->rkt, partition, RD_KAFKA_MSG_F_COPY, (void *)value,
+                                    value_len, key, key_len, msg_opaque) == -1) {
+                /* the cheaper call (no argument list to parse): most messages have no headers */
+                err = rd_kafka_last_error();
+        } else {
+                err = RD_KAFKA_RESP_ERR_NO_ERROR;
         }
-        err = rd_kafka_producev(
-                p->rk, RD_KAFKA_V_RKT(t->rkt),
-                RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
-                RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(rkhdrs),
-                RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (!err)
                 return EXB_OK; /* rkhdrs now owned by librdkafka */
         if (rkhdrs)

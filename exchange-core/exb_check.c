@@ -72,41 +72,39 @@ static int gb11643_date_ok(const char *s)
         return d <= mdays[m - 1] + (m == 2 && is_leap(y));
 }
 
-/* Check character for 17 characters known to be digits. */
-static char gb11643_compute(const char *s17)
+/* S mod 11 over the first 17 characters, or -1 - i if character i is not a
+ * digit. */
+static int gb11643_mod(const char *s17)
 {
-        int sum = 0, i;
-        for (i = 0; i < 17; i++)
-                sum += (s17[i] - '0') * gb11643_weights[i];
-        return gb11643_chars[sum % 11];
+        int sum = 0;
+        for (int i = 0; i < 17; i++) {
+                unsigned d = (unsigned char)s17[i] - (unsigned)'0';
+                if (d > 9)
+                        return -1 - i;
+                sum += (int)d * gb11643_weights[i];
+        }
+        return sum % 11;
 }
 
 char exb_check_gb11643_digit(const char *s17)
 {
-        int i;
-        if (!s17)
-                return 0;
-        for (i = 0; i < 17; i++)
-                if (s17[i] < '0' || s17[i] > '9')
-                        return 0;
-        return gb11643_compute(s17);
+        int m = s17 ? gb11643_mod(s17) : -1;
+        return m < 0 ? 0 : gb11643_chars[m];
 }
 
 int exb_check_gb11643(const char *s, size_t len, char *errstr, size_t errstr_size)
 {
         char expect, rep[8];
-        size_t i;
+        int m;
 
         if (len != EXB_ID_LEN) {
                 exb_errf(errstr, errstr_size, "length is %zu, expected 18", len);
                 return 0;
         }
-        for (i = 0; i < 17; i++) {
-                if (s[i] < '0' || s[i] > '9') {
-                        exb_errf(errstr, errstr_size, "character %zu is %s, expected a digit",
-                                 i + 1, char_repr(s[i], rep));
-                        return 0;
-                }
+        if ((m = gb11643_mod(s)) < 0) {
+                exb_errf(errstr, errstr_size, "character %d is %s, expected a digit", -m,
+                         char_repr(s[-1 - m], rep));
+                return 0;
         }
         if (!((s[17] >= '0' && s[17] <= '9') || s[17] == 'X')) {
                 exb_errf(errstr, errstr_size,
@@ -118,7 +116,7 @@ int exb_check_gb11643(const char *s, size_t len, char *errstr, size_t errstr_siz
                 exb_errf(errstr, errstr_size, "birth date %.8s is not a real date", s + 6);
                 return 0;
         }
-        expect = gb11643_compute(s);
+        expect = gb11643_chars[m];
         if (s[17] != expect) {
                 exb_errf(errstr, errstr_size, "check character is %c, expected %c", s[17], expect);
                 return 0;

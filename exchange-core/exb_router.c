@@ -107,6 +107,8 @@ typedef struct rt_plan_s {
         int built;
         int broken;            /* the filter cannot be bound: deliver nothing */
         int *src;              /* per delivery field: writer field index or -1 */
+        int *copy;             /* per delivery field: src when its encoded bytes can be copied
+                                  (unmasked, same type and nullability), else -1 */
         exb_filter_t *filter;  /* bound to the writer schema, NULL = all */
 } rt_plan_t;
 
@@ -146,6 +148,7 @@ struct exb_router_s {
         rt_stats_t *stats;
         exb_msg_t *batch;
         exb_val_t *in_vals, *out_vals;
+        exb_layout_t in_layout; /* of the record being routed */
         int max_fields;
         exb_buf_t enc, key;
         int txn;           /* exactly once: an epoch is a transaction */
@@ -209,6 +212,7 @@ static void plans_free(rt_plan_t *plans, int n)
 {
         for (int i = 0; plans && i < n; i++) {
                 free(plans[i].src);
+                free(plans[i].copy);
                 exb_filter_destroy(plans[i].filter);
         }
         free(plans);
@@ -253,6 +257,7 @@ static void need_fields(exb_router_t *rtr, int n)
         rtr->max_fields = n;
         rtr->in_vals = exb_realloc(rtr->in_vals, sizeof(exb_val_t) * (size_t)n);
         rtr->out_vals = exb_realloc(rtr->out_vals, sizeof(exb_val_t) * (size_t)n);
+        rtr->in_layout.pos = exb_realloc(rtr->in_layout.pos, sizeof(uint32_t) * (size_t)(n + 1));
 }
 
 /* Adds the route of an active subscription to its resource. */
@@ -455,9 +460,18 @@ static rt_plan_t *plan_for(rt_schema_t *s, int k)
         if (p->built)
                 return p;
         rt_route_t *rt = &s->rres->routes[k];
+        const exb_field_t *out = rt->out_schema->fields;
         p->src = exb_calloc((size_t)rt->out_schema->nfields, sizeof(int));
-        for (int f = 0; f < rt->out_schema->nfields; f++)
-                p->src[f] = exb_schema_field_idx(s->schema, rt->out_schema->fields[f].name);
+        p->copy = exb_calloc((size_t)rt->out_schema->nfields, sizeof(int));
+        for (int f = 0; f < rt->out_schema->nfields; f++) {
+                int src = p->src[f] = exb_schema_field_idx(s->schema, out[f].name);
+                const exb_field_t *in = src >= 0 ? &s->schema->fields[src] : NULL;
+                p->copy[f] = in && rt->sub->masks[f].kind == EXB_MASK_NONE &&
+                                             in->type == out[f].type &&
+                                             in->nullable == out[f].nullable
+                                     ? src
+                                     : -1;
+        }
         if (rt->sub->filter) {
                 char err[512];
                 p->filter = exb_filter_parse(rt->sub->filter, s->rres->ingest_schema, err, sizeof(err));
@@ -710,7 +724,12 @@ static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_msg_t 
         char err[256];
         exb_buf_reset(&rtr->enc);
         exb_buf_reset(&rtr->key);
-        if (exb_codec_encode(out, &orec, &rtr->enc, err, sizeof(err)) != EXB_OK ||
+        /* a DELETE keeps the key items only: encoded, not copied */
+        exb_err_t r = op == EXB_OP_DELETE
+                              ? exb_codec_encode(out, &orec, &rtr->enc, err, sizeof(err))
+                              : exb_codec_encode_from(out, &orec, &rtr->in_layout, p->copy,
+                                                      &rtr->enc, err, sizeof(err));
+        if (r != EXB_OK ||
             exb_record_key(&rt->out_bind, &orec, &rtr->key)) {
                 EXB_ERROR("subscription %s: cannot encode a delivery: %s", rt->sub->id, err);
                 rt->stats->filtered++;
@@ -755,7 +774,8 @@ static void route_record(exb_router_t *rtr, const exb_msg_t *m)
                    !(s = schema_for(rtr, r, id, err, sizeof(err)))) {
                 dead_letter(rtr, m, r->res->provider, "schema", err, r);
         } else if ((rec.vals = rtr->in_vals,
-                    exb_codec_decode(s->schema, m->value, m->len, &rec, err, sizeof(err))) != EXB_OK) {
+                    exb_codec_decode_layout(s->schema, m->value, m->len, &rec, &rtr->in_layout, err,
+                                            sizeof(err))) != EXB_OK) {
                 dead_letter(rtr, m, r->res->provider, "decode", err, r);
         } else if (exb_validate(&s->bind, &rec, err, sizeof(err)) != EXB_OK) {
                 dead_letter(rtr, m, r->res->provider, "check", err, r);
@@ -992,6 +1012,7 @@ void exb_router_destroy(exb_router_t *rtr)
         free(rtr->batch);
         free(rtr->in_vals);
         free(rtr->out_vals);
+        free(rtr->in_layout.pos);
         exb_buf_free(&rtr->enc);
         exb_buf_free(&rtr->key);
         free(rtr->secret);

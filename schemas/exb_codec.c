@@ -210,6 +210,13 @@ static int dec_value(dec_t *d, exb_type_t type, exb_val_t *v)
 exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t len,
                            exb_record_t *rec, char *errstr, size_t errstr_size)
 {
+        return exb_codec_decode_layout(schema, buf, len, rec, NULL, errstr, errstr_size);
+}
+
+exb_err_t exb_codec_decode_layout(const exb_schema_t *schema, const void *buf, size_t len,
+                                  exb_record_t *rec, exb_layout_t *lay, char *errstr,
+                                  size_t errstr_size)
+{
         int32_t id;
         if (exb_frame_schema_id(buf, len, &id, errstr, errstr_size))
                 return EXB_ERR_SCHEMA;
@@ -237,6 +244,10 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
                 return EXB_ERR_SCHEMA;
         }
         rec->op = (exb_op_t)op;
+        if (lay) {
+                lay->buf = buf;
+                lay->env = (uint32_t)d.pos;
+        }
         d.field = env_names[1];
         if (dec_str(&d, 1, &rec->event_id))
                 return EXB_ERR_SCHEMA;
@@ -251,6 +262,8 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
         exb_val_t *v = rec->vals;
         for (int i = 0; i < schema->nfields; i++, f++, v++) {
                 d.field = f->name;
+                if (lay)
+                        lay->pos[i] = (uint32_t)d.pos;
                 if (f->nullable) {
                         start = d.pos;
                         /* Branch index: a varint, 0x00 = 0 = null, 0x02 = 1 = value. */
@@ -281,6 +294,8 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
                          d.len - d.pos, d.pos);
                 return EXB_ERR_SCHEMA;
         }
+        if (lay)
+                lay->pos[schema->nfields] = (uint32_t)d.pos;
         rec->nvals = schema->nfields;
         return EXB_OK;
 }
@@ -378,8 +393,10 @@ static void wr_double(wr_t *w, double d)
         wr_raw(w, b, 8);
 }
 
-exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out,
-                           char *errstr, size_t errstr_size)
+/* exb_codec_encode(), and exb_codec_encode_from() when `from` is given. */
+static exb_err_t encode(const exb_schema_t *schema, const exb_record_t *rec,
+                        const exb_layout_t *from, const int *copy, exb_buf_t *out, char *errstr,
+                        size_t errstr_size)
 {
         wr_t w; /* tmp is not initialised: only bytes written are read */
         w.out = out;
@@ -399,10 +416,10 @@ exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, 
         if ((unsigned)rec->op >= EXB_OP_CNT)
                 return enc_fail(&w, len0, errstr, errstr_size, "field \"op\": invalid op %d",
                                 (int)rec->op);
-        if ((bad = str_bad(rec->event_id, 1)))
+        if (!from && (bad = str_bad(rec->event_id, 1)))
                 return enc_fail(&w, len0, errstr, errstr_size, "field \"event_id\": %s",
                                 bad == 1 ? "NULL string pointer" : "invalid UTF-8 in string");
-        if ((bad = str_bad(rec->source, 1)))
+        if (!from && (bad = str_bad(rec->source, 1)))
                 return enc_fail(&w, len0, errstr, errstr_size, "field \"source\": %s",
                                 bad == 1 ? "NULL string pointer" : "invalid UTF-8 in string");
 
@@ -414,15 +431,36 @@ exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, 
         w.tmp[4] = (uint8_t)id;
         w.n = EXB_FRAME_HDR;
         wr_long(&w, rec->op);
-        wr_long(&w, (int64_t)rec->event_id.len);
-        wr_raw(&w, rec->event_id.p, rec->event_id.len);
-        wr_long(&w, (int64_t)rec->source.len);
-        wr_raw(&w, rec->source.p, rec->source.len);
-        wr_long(&w, rec->ts_ms);
+        /* Bytes of `from` still to be copied: [run, run_end). Copied parts
+         * that are adjacent there are copied at once. */
+        uint32_t run = 0, run_end = 0;
+        if (from) {
+                run = from->env;
+                run_end = from->pos[0];
+        } else {
+                wr_long(&w, (int64_t)rec->event_id.len);
+                wr_raw(&w, rec->event_id.p, rec->event_id.len);
+                wr_long(&w, (int64_t)rec->source.len);
+                wr_raw(&w, rec->source.p, rec->source.len);
+                wr_long(&w, rec->ts_ms);
+        }
 
         const exb_field_t *f = schema->fields;
         const exb_val_t *v = rec->vals;
         for (int i = 0; i < schema->nfields; i++, f++, v++) {
+                if (from && copy[i] >= 0) {
+                        uint32_t a = from->pos[copy[i]], b = from->pos[copy[i] + 1];
+                        if (a != run_end) {
+                                wr_raw(&w, from->buf + run, run_end - run);
+                                run = a;
+                        }
+                        run_end = b;
+                        continue;
+                }
+                if (run_end > run) {
+                        wr_raw(&w, from->buf + run, run_end - run);
+                        run = run_end;
+                }
                 if (v->is_null) {
                         if (EXB_UNLIKELY(!f->nullable))
                                 return enc_fail(&w, len0, errstr, errstr_size,
@@ -471,6 +509,8 @@ exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, 
                 if (EXB_UNLIKELY(w.err))
                         break;
         }
+        if (run_end > run)
+                wr_raw(&w, from->buf + run, run_end - run);
         if (wr_flush(&w)) {
                 out->len = len0;
                 exb_errf(errstr, errstr_size,
@@ -480,6 +520,19 @@ exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, 
                 return EXB_ERR_FATAL;
         }
         return EXB_OK;
+}
+
+exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out,
+                           char *errstr, size_t errstr_size)
+{
+        return encode(schema, rec, NULL, NULL, out, errstr, errstr_size);
+}
+
+exb_err_t exb_codec_encode_from(const exb_schema_t *schema, const exb_record_t *rec,
+                                const exb_layout_t *from, const int *copy, exb_buf_t *out,
+                                char *errstr, size_t errstr_size)
+{
+        return encode(schema, rec, from, copy, out, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------- JSON */

@@ -39,6 +39,20 @@ exb_err_t exb_frame_schema_id(const void *buf, size_t len, int32_t *id, char *er
 exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t len,
                            exb_record_t *rec, char *errstr, size_t errstr_size);
 
+/* Where the parts of a decoded value lie in it (exb_codec_decode_layout()),
+ * so that exb_codec_encode_from() can copy the ones it keeps unchanged. */
+typedef struct exb_layout_s {
+        const uint8_t *buf; /* the framed value */
+        uint32_t env;       /* where the envelope after op begins (event_id) */
+        uint32_t *pos;      /* the caller's, [nfields + 1]: where data field i begins (its
+                               union branch included); pos[nfields] = the end */
+} exb_layout_t;
+
+/* exb_codec_decode() that also fills lay (lay->pos set by the caller). */
+exb_err_t exb_codec_decode_layout(const exb_schema_t *schema, const void *buf, size_t len,
+                                  exb_record_t *rec, exb_layout_t *lay, char *errstr,
+                                  size_t errstr_size);
+
 /* Appends the framed encoding of rec (rec->nvals == schema->nfields) to out.
  * Errors (EXB_ERR_INVALID, with errstr naming the field): the schema has no
  * id (id < 0), a NULL value in a non-nullable field, a string that is not
@@ -48,6 +62,16 @@ exb_err_t exb_codec_decode(const exb_schema_t *schema, const void *buf, size_t l
  * exceeded; on error out->len is what it was on entry. */
 exb_err_t exb_codec_encode(const exb_schema_t *schema, const exb_record_t *rec, exb_buf_t *out,
                            char *errstr, size_t errstr_size);
+
+/* exb_codec_encode() of a record made from one decoded with layout `from`:
+ * its event_id, source and ts_ms are copied from there, and so is each field
+ * i with copy[i] >= 0: field copy[i] of `from`, unchanged, which must have
+ * field i's type and nullability (not checked). rec's op and the other
+ * fields are encoded as exb_codec_encode() does. Costs a memcpy per run of
+ * fields that are adjacent in `from`, instead of encoding each value. */
+exb_err_t exb_codec_encode_from(const exb_schema_t *schema, const exb_record_t *rec,
+                                const exb_layout_t *from, const int *copy, exb_buf_t *out,
+                                char *errstr, size_t errstr_size);
 
 /* Renders rec as one JSON object {"op":..,"event_id":..,"source":..,
  * "ts_ms":..,"data":{...}} (dates as "YYYY-MM-DD", timestamps as ISO-8601

@@ -1213,6 +1213,72 @@ static void test_to_json(void **state)
         exb_schema_destroy(s);
 }
 
+/* exb_codec_encode_from() writes the bytes exb_codec_encode() writes for the
+ * same record, whichever fields it copies from the decoded value: random
+ * records, random projections (fields dropped, reordered, repeated), some
+ * fields replaced by new values and not copied, any op. */
+static void test_encode_from(void **state)
+{
+        (void)state;
+        exb_schema_t *s = mk_schema("RAll", all_fields, ALL_N, 7);
+        static arena_t arena, arena2;
+        exb_val_t vals[ALL_N], dec[ALL_N], other[ALL_N], outv[ALL_N];
+        exb_field_t of[ALL_N];
+        int copy[ALL_N];
+        uint32_t pos[ALL_N + 1];
+        char err[512];
+        exb_buf_t in, want, got;
+        exb_buf_init(&in, 0);
+        exb_buf_init(&want, 0);
+        exb_buf_init(&got, 0);
+        rng_state = 0x5eed5eed12344321ULL;
+        for (int it = 0; it < 2000; it++) {
+                exb_record_t rec, d = {.vals = dec}, o;
+                rnd_record(s, &arena, &rec, vals);
+                rnd_record(s, &arena2, &o, other); /* values that replace some fields */
+                exb_buf_reset(&in);
+                assert_int_equal(exb_codec_encode(s, &rec, &in, err, sizeof(err)), EXB_OK);
+                exb_layout_t lay = {.pos = pos};
+                assert_int_equal(exb_codec_decode_layout(s, in.p, in.len, &d, &lay, err, sizeof(err)),
+                                 EXB_OK);
+                assert_int_equal(pos[ALL_N], in.len);
+                int n = (int)rnd_below(ALL_N) + 1;
+                for (int f = 0; f < n; f++) {
+                        int src = (int)rnd_below(ALL_N);
+                        char name[8];
+                        snprintf(name, sizeof(name), "f%d", f);
+                        of[f] = s->fields[src];
+                        of[f].name = strdup(name);
+                        if (rnd_below(3) == 0) { /* replaced: encoded, not copied */
+                                copy[f] = -1;
+                                outv[f] = other[src];
+                        } else {
+                                copy[f] = src;
+                                outv[f] = dec[src];
+                        }
+                }
+                exb_schema_t *os = mk_schema("ROut", of, n, 9);
+                for (int f = 0; f < n; f++)
+                        free(of[f].name);
+                exb_record_t orec = d;
+                orec.op = (exb_op_t)rnd_below(EXB_OP_CNT);
+                orec.nvals = n;
+                orec.vals = outv;
+                exb_buf_reset(&want);
+                exb_buf_reset(&got);
+                assert_int_equal(exb_codec_encode(os, &orec, &want, err, sizeof(err)), EXB_OK);
+                assert_int_equal(
+                        exb_codec_encode_from(os, &orec, &lay, copy, &got, err, sizeof(err)), EXB_OK);
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.p, want.p, want.len);
+                exb_schema_destroy(os);
+        }
+        exb_buf_free(&in);
+        exb_buf_free(&want);
+        exb_buf_free(&got);
+        exb_schema_destroy(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1221,7 +1287,7 @@ int main(void)
                 cmocka_unit_test(test_hostile),         cmocka_unit_test(test_decode_values),
                 cmocka_unit_test(test_encode_errors),   cmocka_unit_test(test_fuzz),
                 cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
-                cmocka_unit_test(test_encode_utf8_mark),
+                cmocka_unit_test(test_encode_utf8_mark), cmocka_unit_test(test_encode_from),
         };
         return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
