@@ -36,6 +36,7 @@
 #include "exb_control.h"
 #include "exb_sink.h"
 #include "exb_sink_int.h"
+#include "exb_sql.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -234,13 +235,45 @@ static char *registration(uplink_t *up, const char *code, const exb_schema_t *ds
         json_object_set_new(r, "provider", json_string(up->conf->node_id));
         char name[128];
         snprintf(name, sizeof(name), "交换节点 %s", up->conf->node_id);
-        json_t *cat = json_pack("{s:[{s:s, s:s}], s:[o]}", "departments", "code",
+        json_t *cat = json_pack("{s:[{s:s, s:s, s:b}], s:[o]}", "departments", "code",
                                 up->conf->node_id, "name",
-                                up->conf->node_name ? up->conf->node_name : name, "resources", r);
+                                up->conf->node_name ? up->conf->node_name : name, "node", 1,
+                                "resources", r);
         char *text = json_dumps(cat, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(cat);
         exb_resource_destroy(res);
         return text;
+}
+
+/* Imports catalog text at the other node. */
+static exb_err_t import_upper(uplink_t *up, const char *text, char *errstr, size_t errstr_size)
+{
+        exb_catalog_t *cat = text ? exb_catalog_parse("uplink registration", text, strlen(text),
+                                                      NULL, 0, errstr, errstr_size)
+                                  : NULL;
+        exb_err_t e = cat ? exb_control_import(up->upper, cat, NULL, NULL, errstr, errstr_size)
+                          : EXB_ERR_INVALID;
+        exb_catalog_destroy(cat);
+        return e;
+}
+
+/* Marks this node's department at the other node as an exchange node
+ * ("node": true), keeping its name: without the mark that node's router
+ * does not read exb-path from this node's records. */
+static exb_err_t mark_node(uplink_t *up, char *errstr, size_t errstr_size)
+{
+        char *name = exb_sql_text(exb_control_db(up->upper),
+                                  "SELECT name FROM departments WHERE code=%Q", up->conf->node_id);
+        json_t *cat = json_pack("{s:[{s:s, s:s, s:b}]}", "departments", "code", up->conf->node_id,
+                                "name", name ? name : up->conf->node_id, "node", 1);
+        char *text = json_dumps(cat, JSON_COMPACT);
+        json_decref(cat);
+        free(name);
+        exb_err_t e = import_upper(up, text, errstr, errstr_size);
+        free(text);
+        if (e == EXB_OK)
+                EXB_INFO("marked %s as an exchange node at node %s", up->conf->node_id, up->dept);
+        return e;
 }
 
 /* The other node's resource entry for `code`, registering it if allowed.
@@ -258,13 +291,7 @@ static up_res_t *resource_for(uplink_t *up, const char *code, const exb_schema_t
         exb_resource_t *res = exb_control_resource(up->upper, code, &sid);
         if (!res && up->conf->reg) {
                 char *text = registration(up, code, ds, err, sizeof(err));
-                exb_catalog_t *cat = text ? exb_catalog_parse("uplink registration", text,
-                                                              strlen(text), NULL, 0, err,
-                                                              sizeof(err))
-                                          : NULL;
-                exb_err_t e = cat ? exb_control_import(up->upper, cat, NULL, NULL, err, sizeof(err))
-                                  : EXB_ERR_INVALID;
-                exb_catalog_destroy(cat);
+                exb_err_t e = import_upper(up, text, err, sizeof(err));
                 free(text);
                 if (e == EXB_ERR_RETRY) {
                         *retry = 1;
@@ -276,6 +303,18 @@ static up_res_t *resource_for(uplink_t *up, const char *code, const exb_schema_t
                 if (res)
                         EXB_INFO("registered %s at node %s (provider %s)", code, up->dept,
                                  up->conf->node_id);
+        }
+        int marked = exb_control_dept_node(up->upper, up->conf->node_id);
+        if (res && !marked && up->conf->reg) {
+                exb_err_t e = mark_node(up, err, sizeof(err));
+                if (e == EXB_ERR_RETRY) {
+                        *retry = 1;
+                        exb_errf(errstr, errstr_size, "marking %s at node %s: %s",
+                                 up->conf->node_id, up->dept, err);
+                        exb_resource_destroy(res);
+                        return NULL;
+                }
+                marked = e == EXB_OK;
         }
         up->res = exb_realloc(up->res, sizeof(*up->res) * (size_t)(up->nres + 1));
         up_res_t *r = &up->res[up->nres++];
@@ -289,6 +328,14 @@ static up_res_t *resource_for(uplink_t *up, const char *code, const exb_schema_t
         else if (strcmp(res->provider, up->conf->node_id))
                 exb_errf(err, sizeof(err), "node %s's catalog has %s from %s, not from this node %s",
                          up->dept, code, res->provider, up->conf->node_id),
+                    r->error = exb_strdup(err);
+        else if (!marked)
+                exb_errf(err, sizeof(err),
+                         "node %s's catalog does not mark department %s as an exchange node "
+                         "(\"node\": true%s%s): its router would drop exb-path, and loops "
+                         "would go unnoticed",
+                         up->dept, up->conf->node_id, up->conf->reg ? "; marking it: " : "; sink.register is off",
+                         up->conf->reg ? err : ""),
                     r->error = exb_strdup(err);
         else if (!(r->schema = exb_control_schema(up->upper, sid)))
                 r->error = exb_strdup("the other node's schema cannot be read");

@@ -34,7 +34,7 @@
 #define PFX_SIZE       512
 
 static const char *const top_keys[] = {"departments", "resources", NULL};
-static const char *const dept_keys[] = {"code", "name", NULL};
+static const char *const dept_keys[] = {"code", "name", "node", NULL};
 /* clang-format off */
 static const char *const res_keys[] = {
         "code", "name", "provider", "category", "summary", "format", "update_cycle",
@@ -790,7 +790,9 @@ static int parse_depts(exb_catalog_t *cat, json_t *arr, const char *fname, char 
                         exb_errf(errstr, errstr_size, "%s: duplicate code \"%s\"", pfx, code);
                         return -1;
                 }
-                if (get_str(e, "name", 1, pfx, &name, errstr, errstr_size))
+                if (get_str(e, "name", 1, pfx, &name, errstr, errstr_size) ||
+                    get_bool(e, "node", 0, pfx, &cat->depts[cat->ndepts].node, NULL, errstr,
+                             errstr_size))
                         return -1;
                 cat->depts[cat->ndepts].code = exb_strdup(code);
                 cat->depts[cat->ndepts].name = exb_strdup(name);

@@ -11,8 +11,11 @@
  *  - the file is one JSON object with "departments" and/or "resources";
  *    duplicate keys in any object and unknown keys anywhere are errors (with
  *    a "did you mean" for near misses), so a typo never passes silently.
- *  - department {"code", "name"}: code [A-Za-z0-9_]{1,32}, unique; name
- *    required.
+ *  - department {"code", "name", "node"}: code [A-Za-z0-9_]{1,32}, unique;
+ *    name required; node (boolean, default false): the department is another
+ *    exchange node, whose uplink forwards records here (级联/回流). Only its
+ *    records carry exb-path, so only for its resources does the router read
+ *    that header and keep it (DESIGN §3). An uplink registers its node so.
  *  - resource keys: code, name, provider, share_type, key, items (required);
  *    category (array of strings), summary, format, update_cycle,
  *    share_condition, share_method, open (boolean), publish_date, related
@@ -63,6 +66,7 @@ typedef struct exb_item_s {
 typedef struct exb_dept_s {
         char *code;
         char *name;
+        int node; /* another exchange node: its records carry exb-path */
 } exb_dept_t;
 
 typedef struct exb_resource_s {

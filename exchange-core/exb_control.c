@@ -4,7 +4,7 @@
  *
  * Cache tables (SQLite, one transaction per replayed batch):
  *   meta(k, v)                 next_offset, cluster_id
- *   departments(code, name, offset)
+ *   departments(code, name, node, offset)
  *   schemas(id, subject, resource, fingerprint, avro)
  *   resources(code, provider, version, schema_id, json, offset, record)
  *   resource_versions(code, version, schema_id)
@@ -12,7 +12,8 @@
  *                 filter, until_date, purpose, legal_basis, reason,
  *                 delivery_schema_id, requested_at, decided_at, offset, record)
  * `record` keeps the applied record's JSON so a writer that lost a
- * compare-and-set can re-assert the winner verbatim.
+ * compare-and-set can re-assert the winner verbatim. A cache made with other
+ * tables (PRAGMA user_version != CACHE_VERSION) is dropped and replayed.
  */
 #include "exb_control.h"
 #include "exb_filter.h"
@@ -35,9 +36,17 @@ struct exb_control_s {
         uint64_t generation;
 };
 
+#define CACHE_VERSION 2 /* 2: departments.node */
+
+static const char *cache_drop =
+    "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS departments; DROP TABLE IF EXISTS schemas;"
+    "DROP TABLE IF EXISTS resources; DROP TABLE IF EXISTS resource_versions;"
+    "DROP TABLE IF EXISTS subscriptions;";
+
 static const char *cache_ddl =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
-    "CREATE TABLE IF NOT EXISTS departments(code TEXT PRIMARY KEY, name TEXT, offset INTEGER);"
+    "CREATE TABLE IF NOT EXISTS departments(code TEXT PRIMARY KEY, name TEXT, node INTEGER,"
+    " offset INTEGER);"
     "CREATE TABLE IF NOT EXISTS schemas(id INTEGER PRIMARY KEY, subject TEXT, resource TEXT,"
     " fingerprint TEXT, avro TEXT);"
     "CREATE INDEX IF NOT EXISTS schemas_subject ON schemas(subject, fingerprint);"
@@ -95,8 +104,9 @@ static void apply_department(exb_control_t *ctl, int64_t off, json_t *v)
 {
         if (!jstr(v, "code"))
                 return;
-        exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO departments VALUES(%Q, %Q, %lld)", jstr(v, "code"),
-                jstr(v, "name"), (long long)off);
+        exb_sql_exec(ctl->db, CACHE, "INSERT OR REPLACE INTO departments VALUES(%Q, %Q, %d, %lld)",
+                     jstr(v, "code"), jstr(v, "name"), json_is_true(json_object_get(v, "node")),
+                     (long long)off);
         ctl->generation++;
 }
 
@@ -326,7 +336,10 @@ exb_control_t *exb_control_new(const char *brokers, const exb_kprop_t *props, in
                 goto fail;
         }
         sqlite3_busy_timeout(ctl->db, 5000);
+        int old = exb_sql_int(ctl->db, 0, "PRAGMA user_version") != CACHE_VERSION;
         if (exb_sql_exec(ctl->db, CACHE, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL") ||
+            (old && exb_sql_exec(ctl->db, CACHE, "%s PRAGMA user_version=%d", cache_drop,
+                                 CACHE_VERSION)) ||
             exb_sql_exec(ctl->db, CACHE, "%s", cache_ddl)) {
                 exb_errf(errstr, errstr_size, "control cache %s: cannot create tables",
                          cache_path ? cache_path : "(memory)");
@@ -452,6 +465,11 @@ static int codes_query(exb_control_t *ctl, char ***codes, const char *fmt, ...)
         }
         sqlite3_free(sql);
         return n;
+}
+
+int exb_control_dept_node(exb_control_t *ctl, const char *code)
+{
+        return exb_sql_int(ctl->db, 0, "SELECT node FROM departments WHERE code=%Q", code) == 1;
 }
 
 int exb_control_departments(exb_control_t *ctl, char ***codes)
@@ -839,13 +857,20 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
         for (int i = 0; i < cat->ndepts; i++) {
                 const exb_dept_t *d = &cat->depts[i];
                 char *name = exb_sql_text(ctl->db, "SELECT name FROM departments WHERE code=%Q", d->code);
-                const char *status = !name ? "new" : strcmp(name, d->name) ? "renamed" : "unchanged";
-                int write = !name || strcmp(name, d->name);
+                int node = exb_control_dept_node(ctl, d->code);
+                const char *status = !name                 ? "new"
+                                     : strcmp(name, d->name) ? "renamed"
+                                     : node != d->node      ? (d->node ? "now an exchange node"
+                                                                       : "no longer an exchange node")
+                                                            : "unchanged";
+                int write = strcmp(status, "unchanged");
                 free(name);
                 if (write) {
                         char key[64];
                         snprintf(key, sizeof(key), "department/%s", d->code);
                         json_t *v = json_pack("{s:s, s:s}", "code", d->code, "name", d->name);
+                        if (d->node)
+                                json_object_set_new(v, "node", json_true());
                         int64_t off = control_write(ctl, key, v, errstr, errstr_size);
                         json_decref(v);
                         if (off < 0)

@@ -80,6 +80,8 @@ exb_schema_t *exb_control_schema(exb_control_t *ctl, int32_t id);
 /* Resource code of schema `id` if its subject is of `kind` ("resource" for
  * ingest schemas, "delivery" for delivery schemas), or NULL. Caller frees. */
 char *exb_control_schema_resource(exb_control_t *ctl, int32_t id, const char *kind);
+/* 1 if department `code` is another exchange node ("node": true), else 0. */
+int exb_control_dept_node(exb_control_t *ctl, const char *code);
 /* Department codes (caller frees each and the array); returns count. */
 int exb_control_departments(exb_control_t *ctl, char ***codes);
 /* Resource codes, of one provider or all (provider NULL); freed like the above. */

@@ -97,6 +97,7 @@ typedef struct rt_route_s {
 typedef struct rt_resource_s {
         exb_resource_t *res;
         char *ingest_topic;
+        int keeps_path;              /* its provider is an exchange node: keep exb-path */
         exb_schema_t *ingest_schema; /* latest version, for filter parsing */
         int nroutes;
         rt_route_t *routes;
@@ -350,6 +351,7 @@ static void table_build(exb_router_t *rtr)
                 char topic[256];
                 snprintf(topic, sizeof(topic), "exb.ingest.%s.%s", res->provider, res->code);
                 r->ingest_topic = exb_strdup(topic);
+                r->keeps_path = exb_control_dept_node(rtr->ctl, res->provider);
                 r->stats = stats_get(rtr, "", res->provider, res->code);
         }
         for (int c = 0; c < ncodes; c++)
@@ -780,8 +782,11 @@ static void route_record(exb_router_t *rtr, const exb_msg_t *m)
         } else if (exb_validate(&s->bind, &rec, err, sizeof(err)) != EXB_OK) {
                 dead_letter(rtr, m, r->res->provider, "check", err, r);
         } else {
+                /* Only another node's uplink writes exb-path: reading a
+                 * header costs an allocation in librdkafka 2.0, so the
+                 * records of departments are not asked for it. */
                 exb_header_t path;
-                int has_path = exb_msg_header(m, "exb-path", &path.value, &path.len);
+                int has_path = r->keeps_path && exb_msg_header(m, "exb-path", &path.value, &path.len);
                 path.name = "exb-path";
                 for (int k = 0; k < r->nroutes && !rtr->fatal; k++)
                         route_one(rtr, s, k, m, &rec, has_path ? &path : NULL);

@@ -108,12 +108,15 @@ static int catalog_list(exb_cli_t *cli, const char *only)
                                json_array_size(json_object_get(res, "items")),
                                json_string_value(json_object_get(res, "name")));
                 } else {
-                        printf("code:          %s\nname:          %s\nprovider:      %s\n"
+                        printf("code:          %s\nname:          %s\nprovider:      %s%s\n"
                                "share:         %s%s%s\nupdate cycle:  %s\nversion:       %d\n"
                                "schema id:     %d\nkey:           ",
                                sqlite3_column_text(st, 0),
                                json_string_value(json_object_get(res, "name")),
                                sqlite3_column_text(st, 1),
+                               exb_control_dept_node(ctl, (const char *)sqlite3_column_text(st, 1))
+                                   ? " (an exchange node: exb-path kept)"
+                                   : "",
                                json_string_value(json_object_get(res, "share_type")),
                                json_object_get(res, "share_condition") ? " — " : "",
                                json_object_get(res, "share_condition")

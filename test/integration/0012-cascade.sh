@@ -110,6 +110,8 @@ wait_for "people 3..22 at the province" 120 have_people "$T/sj.db" 3 22
 check "province got the county's records through the city" "yes" "$(have_people "$T/sj.db" 3 22 && echo yes)"
 check "the province knows the data came from the city node" "370600" \
         "$(exbus -b "$P" catalog show 370602-GA-0001 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["resource"]["provider"])')"
+check "the county's uplink marked it as an exchange node at the city" "1" \
+        "$(exbus -b "$M" catalog show 370602-GA-0001 | grep -c '^provider: *370602 (an exchange node')"
 check "the records carry the path county,city" "exb-path=370602,370600" \
         "$(timeout 20 kcat -C -b "$P" -t exb.ingest.370600.370602-GA-0001 -o beginning -e -c 1 -f '%h\n' 2>/dev/null)"
 

@@ -244,6 +244,8 @@ static void test_valid_variants(void **state)
                  "resources/0/key", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"_h9\"]"},
                 /* a departments-only file */
                 {"resources", NULL},
+                /* an exchange node */
+                {"departments/0/node", "true", "departments/1/node", "false"},
                 /* leap day */
                 {"resources/0/publish_date", "\"2028-02-29\""},
         };
@@ -286,6 +288,8 @@ static const struct {
         {"departments/0/name", "\"\"", NULL, NULL,
          MIN ": departments[0]: \"name\" must not be empty"},
         {"departments/0/name", NULL, NULL, NULL, MIN ": departments[0]: missing \"name\""},
+        {"departments/0/node", "\"yes\"", NULL, NULL,
+         MIN ": departments[0]: \"node\" must be true or false"},
         {"departments/0/nmae", "\"x\"", NULL, NULL,
          MIN ": departments[0]: unknown key \"nmae\" (did you mean \"name\"?)"},
         /* resource identity */

@@ -25,6 +25,8 @@
 #include "exb_control.h"
 #include "exb_kafka.h"
 
+#include <sqlite3.h>
+
 static char *read_file(const char *path, size_t *len)
 {
         FILE *f = fopen(path, "rb");
@@ -103,6 +105,70 @@ static void test_import_idempotent_and_schema_ids(void **state)
         exb_consumer_destroy(rd);
         exb_consumer_destroy(c);
         exb_resource_destroy(res);
+        exb_control_destroy(ctl);
+        exb_embedded_destroy(emb);
+}
+
+static void import_text(exb_control_t *ctl, const char *text)
+{
+        char err[1024];
+        exb_catalog_t *cat = exb_catalog_parse("t.json", text, strlen(text), NULL, 0, err, sizeof(err));
+        if (!cat)
+                fail_msg("%s", err);
+        if (exb_control_import(ctl, cat, NULL, NULL, err, sizeof(err)) != EXB_OK)
+                fail_msg("%s", err);
+        exb_catalog_destroy(cat);
+}
+
+/* "node": true is kept, importing it again writes nothing, dropping it is a
+ * change; a cache of another layout (user_version) is rebuilt with it. */
+static void test_department_node(void **state)
+{
+        (void)state;
+        exb_control_t *ctl;
+        exb_embedded_t *emb = cluster(&ctl, NULL);
+        const char *node = "{\"departments\":[{\"code\":\"370602\",\"name\":\"区节点\",\"node\":true}]}";
+        import_text(ctl, node);
+        assert_int_equal(exb_control_dept_node(ctl, "370602"), 1);
+        assert_int_equal(exb_control_dept_node(ctl, "GA"), 0);
+        int64_t lo, hi, hi2;
+        exb_consumer_t *c = exb_consumer_new(exb_embedded_bootstraps(emb), NULL, NULL, 0, NULL, NULL, 0);
+        assert_int_equal(exb_consumer_watermarks(c, EXB_CONTROL_TOPIC, 0, &lo, &hi, 5000), EXB_OK);
+        import_text(ctl, node);
+        assert_int_equal(exb_consumer_watermarks(c, EXB_CONTROL_TOPIC, 0, &lo, &hi2, 5000), EXB_OK);
+        assert_int_equal(hi, hi2);
+        import_text(ctl, "{\"departments\":[{\"code\":\"370602\",\"name\":\"区节点\"}]}");
+        assert_int_equal(exb_control_dept_node(ctl, "370602"), 0);
+        import_text(ctl, node);
+
+        /* A cache file of the previous layout (no departments.node) */
+        char path[] = "/tmp/exb-test-cache-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "CREATE TABLE departments(code TEXT PRIMARY KEY, name TEXT, "
+                                      "offset INTEGER); CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT);",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        char err[256];
+        exb_control_t *old = exb_control_new(exb_embedded_bootstraps(emb), NULL, 0, path, 5000, err,
+                                             sizeof(err));
+        if (!old)
+                fail_msg("%s", err);
+        assert_int_equal(exb_control_sync(old, 5000, err, sizeof(err)), EXB_OK);
+        assert_int_equal(exb_control_dept_node(old, "370602"), 1);
+        exb_control_destroy(old);
+        unlink(path);
+        char wal[64];
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        unlink(wal);
+        snprintf(wal, sizeof(wal), "%s-shm", path);
+        unlink(wal);
+        exb_consumer_destroy(c);
         exb_control_destroy(ctl);
         exb_embedded_destroy(emb);
 }
@@ -214,7 +280,7 @@ int main(void)
         setenv("EXBUS_LOG_LEVEL", "0", 1);
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_import_idempotent_and_schema_ids),
-            cmocka_unit_test(test_cas_conflict),
+            cmocka_unit_test(test_department_node), cmocka_unit_test(test_cas_conflict),
             cmocka_unit_test(test_expiry),
             cmocka_unit_test(test_cache_rebuilt_for_another_cluster),
         };

@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "exb_catalog.h"
 #include "exb_codec.h"
 #include "exb_control.h"
 #include "exb_kafka.h"
@@ -195,10 +196,124 @@ static void test_offsets_wait_for_deliveries(void **state)
         exb_conf_free(exb_router_props, &conf);
 }
 
+/* Produces one person record (i) to the ingest topic with exb-path = path. */
+static void produce_with_path(int i, const char *path)
+{
+        char err[512];
+        exb_control_t *ctl = exb_control_new(T.bs, NULL, 0, NULL, 10000, err, sizeof(err));
+        assert_non_null(ctl);
+        int32_t sid;
+        exb_resource_t *res = exb_control_resource(ctl, RES, &sid);
+        exb_schema_t *schema = exb_control_schema(ctl, sid);
+        assert_non_null(schema);
+        exb_producer_t *p = exb_producer_new(T.bs, NULL, 0, NULL, NULL, err, sizeof(err));
+        assert_non_null(p);
+        exb_sample_person_rec_t r;
+        exb_sample_person_record(i, "path", &r);
+        exb_buf_t enc;
+        exb_buf_init(&enc, 1 << 16);
+        assert_int_equal(exb_codec_encode(schema, &r.rec, &enc, err, sizeof(err)), EXB_OK);
+        exb_header_t h = {"exb-path", path, strlen(path)};
+        assert_int_equal(exb_produce(p, exb_producer_topic(p, INGEST), -1, r.person.id_number, 18,
+                                     enc.p, enc.len, &h, 1, NULL, err, sizeof(err)),
+                         EXB_OK);
+        assert_int_equal(exb_producer_flush(p, 10000), EXB_OK);
+        exb_producer_destroy(p);
+        exb_buf_free(&enc);
+        exb_schema_destroy(schema);
+        exb_resource_destroy(res);
+        exb_control_destroy(ctl);
+}
+
+/* The exb-path of the delivery of person i ("" if it has none); fails if
+ * there is no delivery of it within 10 s. */
+static char *delivered_path(int i)
+{
+        char err[512];
+        exb_sample_person_t person;
+        exb_sample_person(i, &person);
+        exb_consumer_t *c = exb_consumer_new(T.bs, NULL, NULL, 0, NULL, err, sizeof(err));
+        assert_non_null(c);
+        for (int p = 0; p < NPARTS; p++)
+                assert_int_equal(exb_consumer_assign(c, DELIVER, p, EXB_OFFSET_BEGINNING, err,
+                                                     sizeof(err)),
+                                 EXB_OK);
+        char *found = NULL;
+        exb_msg_t msgs[500];
+        for (int64_t end = exb_mono_ms() + 10000; !found && exb_mono_ms() < end;) {
+                int n = exb_consumer_poll(c, msgs, 500, 100, err, sizeof(err));
+                for (int k = 0; k < n; k++) {
+                        const void *v;
+                        size_t len;
+                        if (!found && msgs[k].key_len == 18 && !memcmp(msgs[k].key, person.id_number, 18))
+                                found = exb_msg_header(&msgs[k], "exb-path", &v, &len)
+                                                ? strndup(v, len)
+                                                : strdup("");
+                        exb_msg_release(&msgs[k]);
+                }
+        }
+        exb_consumer_destroy(c);
+        if (!found)
+                fail_msg("no delivery of person %d", i);
+        return found;
+}
+
+/* Routes until every ingest record is consumed (group t-path). */
+static void route_all(exb_router_t *rtr, int64_t total)
+{
+        char err[512];
+        int64_t got = 0;
+        for (int64_t end = exb_mono_ms() + 30000; got < total && exb_mono_ms() < end;) {
+                int n = exb_router_poll(rtr, 100, err, sizeof(err));
+                assert_true(n >= 0);
+                got += n;
+        }
+        assert_int_equal(got, total);
+        assert_int_equal(exb_router_drain(rtr, 10000, err, sizeof(err)), 0);
+}
+
+/* exb-path is read and kept only for a provider marked as an exchange node:
+ * a department's records never carry it (only an uplink writes it). */
+static void test_path_kept_for_nodes_only(void **state)
+{
+        (void)state;
+        char err[512];
+        exb_router_conf_t conf = {0};
+        exb_conf_defaults(exb_router_props, &conf);
+        conf.brokers = exb_strdup(T.bs);
+        free(conf.data_dir);
+        conf.data_dir = exb_strdup(T.dir);
+        free(conf.group_id);
+        conf.group_id = exb_strdup("t-path");
+        conf.partitions = NPARTS;
+        produce_with_path(NRECS, "370602");
+        exb_router_t *rtr = exb_router_new(&conf, err, sizeof(err));
+        assert_non_null(rtr);
+        route_all(rtr, NRECS + 1);
+        char *path = delivered_path(NRECS);
+        assert_string_equal(path, ""); /* GA is a department */
+        free(path);
+
+        exb_control_t *ctl = exb_control_new(T.bs, NULL, 0, NULL, 10000, err, sizeof(err));
+        const char *text = "{\"departments\":[{\"code\":\"GA\",\"name\":\"GA\",\"node\":true}]}";
+        exb_catalog_t *cat = exb_catalog_parse("t", text, strlen(text), NULL, 0, err, sizeof(err));
+        assert_int_equal(exb_control_import(ctl, cat, NULL, NULL, err, sizeof(err)), EXB_OK);
+        exb_catalog_destroy(cat);
+        exb_control_destroy(ctl);
+        produce_with_path(NRECS + 1, "370602,370600");
+        route_all(rtr, 1);
+        path = delivered_path(NRECS + 1);
+        assert_string_equal(path, "370602,370600"); /* GA is now a node */
+        free(path);
+        exb_router_destroy(rtr);
+        exb_conf_free(exb_router_props, &conf);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_offsets_wait_for_deliveries),
+                cmocka_unit_test(test_path_kept_for_nodes_only),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
