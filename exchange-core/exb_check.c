@@ -77,6 +77,7 @@ static int gb11643_date_ok(const char *s)
 static int gb11643_mod(const char *s17)
 {
         int sum = 0;
+#pragma GCC unroll 17
         for (int i = 0; i < 17; i++) {
                 unsigned d = (unsigned char)s17[i] - (unsigned)'0';
                 if (d > 9)

@@ -72,6 +72,14 @@ size_t exb_utf8_valid_prefix(const void *buf, size_t len)
                 do {
                         uint8_t c = p[i], lo = 0x80, hi = 0xBF;
                         size_t n;
+                        /* The common case first: E1..EC, EE, EF and two
+                         * continuation bytes (no overlong or surrogate
+                         * form starts so). */
+                        if (len - i >= 3 && (uint8_t)(c - 0xE1) <= 0x0E && c != 0xED &&
+                            ((p[i + 1] | (p[i + 2] << 8)) & 0xC0C0) == 0x8080) {
+                                i += 3;
+                                continue;
+                        }
                         if (c >= 0xE0 && c <= 0xEF) {
                                 n = 3;
                                 if (c == 0xE0)
