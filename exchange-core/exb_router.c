@@ -110,6 +110,8 @@ typedef struct rt_plan_s {
         int *src;              /* per delivery field: writer field index or -1 */
         int *copy;             /* per delivery field: src when its encoded bytes can be copied
                                   (unmasked, same type and nullability), else -1 */
+        int *build, nbuild;    /* the fields whose values a copying delivery needs: the
+                                  ones not copied and the key */
         exb_filter_t *filter;  /* bound to the writer schema, NULL = all */
 } rt_plan_t;
 
@@ -214,6 +216,7 @@ static void plans_free(rt_plan_t *plans, int n)
         for (int i = 0; plans && i < n; i++) {
                 free(plans[i].src);
                 free(plans[i].copy);
+                free(plans[i].build);
                 exb_filter_destroy(plans[i].filter);
         }
         free(plans);
@@ -474,6 +477,14 @@ static rt_plan_t *plan_for(rt_schema_t *s, int k)
                                      ? src
                                      : -1;
         }
+        p->build = exb_calloc((size_t)rt->out_schema->nfields, sizeof(int));
+        for (int f = 0; f < rt->out_schema->nfields; f++) {
+                int need = p->copy[f] < 0;
+                for (int k = 0; k < rt->out_bind.nkey_fields; k++)
+                        need |= rt->out_bind.key_field[k] == f;
+                if (need)
+                        p->build[p->nbuild++] = f;
+        }
         if (rt->sub->filter) {
                 char err[512];
                 p->filter = exb_filter_parse(rt->sub->filter, s->rres->ingest_schema, err, sizeof(err));
@@ -703,7 +714,10 @@ static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_msg_t 
         orec.op = op;
         orec.nvals = out->nfields;
         orec.vals = rtr->out_vals;
-        for (int f = 0; f < out->nfields; f++) {
+        /* a DELETE keeps the key items only: encoded, not copied */
+        int del = op == EXB_OP_DELETE, n = del ? out->nfields : p->nbuild;
+        for (int j = 0; j < n; j++) {
+                int f = del ? j : p->build[j];
                 exb_val_t *v = &orec.vals[f];
                 int src = p->src[f];
                 int item = rt->out_bind.item[f];
@@ -726,9 +740,7 @@ static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_msg_t 
         char err[256];
         exb_buf_reset(&rtr->enc);
         exb_buf_reset(&rtr->key);
-        /* a DELETE keeps the key items only: encoded, not copied */
-        exb_err_t r = op == EXB_OP_DELETE
-                              ? exb_codec_encode(out, &orec, &rtr->enc, err, sizeof(err))
+        exb_err_t r = del ? exb_codec_encode(out, &orec, &rtr->enc, err, sizeof(err))
                               : exb_codec_encode_from(out, &orec, &rtr->in_layout, p->copy,
                                                       &rtr->enc, err, sizeof(err));
         if (r != EXB_OK ||
