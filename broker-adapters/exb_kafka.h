@@ -113,6 +113,25 @@ exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, cons
                       size_t key_len, const void *value, size_t value_len, const exb_header_t *hdrs,
                       int nhdrs, void *msg_opaque, char *errstr, size_t errstr_size);
 
+/* One message of exb_produce_batch(): as exb_produce()'s arguments. */
+typedef struct exb_out_s {
+        int32_t partition; /* -1 = by key */
+        const void *key;
+        size_t key_len;
+        const void *value;
+        size_t len;
+        void *msg_opaque;
+} exb_out_t;
+
+/* Enqueues outs[0..n) to t in order, as exb_produce() without headers would
+ * one by one, for less per message (the topic and its partitions are looked
+ * up and the clock read once per call, not per message). Returns how many
+ * were enqueued: the first ones. Fewer than n: *err says why the next one
+ * was not (EXB_ERR_RETRY: the local queue is full: poll, then produce the
+ * rest; otherwise with errstr, and later ones may have been enqueued). */
+int exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, int n,
+                      exb_err_t *err, char *errstr, size_t errstr_size);
+
 /* Serves delivery reports (and errors) waiting up to timeout_ms for the
  * first; returns how many events were served. */
 int exb_producer_poll(exb_producer_t *p, int timeout_ms);

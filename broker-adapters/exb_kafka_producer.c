@@ -243,6 +243,51 @@ exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, cons
         return exb_kerr(p->rk, err);
 }
 
+int exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, int n,
+                      exb_err_t *err, char *errstr, size_t errstr_size)
+{
+        rd_kafka_message_t rkms[256]; /* on the stack: callers may share the producer */
+        int done = 0;
+        *err = EXB_OK;
+        while (done < n) {
+                int k = n - done < (int)EXB_ARRAY_CNT(rkms) ? n - done : (int)EXB_ARRAY_CNT(rkms);
+                for (int i = 0; i < k; i++) {
+                        const exb_out_t *o = &outs[done + i];
+                        rkms[i] = (rd_kafka_message_t){
+                                .partition = o->partition < 0 ? RD_KAFKA_PARTITION_UA : o->partition,
+                                .payload = (void *)o->value,
+                                .len = o->len,
+                                .key = (void *)o->key,
+                                .key_len = o->key_len,
+                                ._private = o->msg_opaque};
+                }
+                int good = rd_kafka_produce_batch(t->rkt, RD_KAFKA_PARTITION_UA,
+                                                  RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_PARTITION,
+                                                  rkms, k);
+                if (good == k) {
+                        done += k;
+                        continue;
+                }
+                int i = 0; /* the first not enqueued */
+                while (!rkms[i].err)
+                        i++;
+                rd_kafka_resp_err_t e = rkms[i].err;
+                if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) { /* and every one after it */
+                        *err = EXB_ERR_RETRY;
+                        exb_errf(errstr, errstr_size,
+                                 "produce to %s: local queue full (%d messages waiting)", t->name,
+                                 rd_kafka_outq_len(p->rk));
+                } else {
+                        /* not retried: later messages may have been enqueued */
+                        *err = exb_kerr(p->rk, e) == EXB_ERR_FATAL ? EXB_ERR_FATAL : EXB_ERR_INVALID;
+                        exb_errf(errstr, errstr_size, "produce to %s [%d]: %s", t->name,
+                                 (int)rkms[i].partition, rd_kafka_err2str(e));
+                }
+                return done + i;
+        }
+        return done;
+}
+
 int exb_producer_poll(exb_producer_t *p, int timeout_ms)
 {
         return rd_kafka_poll(p->rk, timeout_ms);

@@ -39,6 +39,8 @@
 #define RT_MAX_REQUEST "68157440" /* RT_MAX_VALUE + 1 MiB for key, headers, batch overhead */
 #define RT_TXN_TIMEOUT_MS 60000 /* commit/abort: outlasts a broker restart */
 #define RT_FLUSH_TIMEOUT_MS 30000 /* at least once: waiting for deliveries */
+#define RT_CHUNK (1 << 20)   /* bytes of a pending-outputs chunk */
+#define RT_PENDING_MAX 16    /* chunks held before the pending outputs are produced */
 
 const exb_prop_t exb_router_props[] = {
     {"brokers", EXB_PROP_STR, offsetof(exb_router_conf_t, brokers), NULL, NULL,
@@ -92,6 +94,8 @@ typedef struct rt_route_s {
         int partitions;             /* of topic; -1 = unknown: partition by the delivery key */
         exb_buf_t *scratch;         /* one per delivery field, for masked values */
         exb_route_stats_t *stats;
+        exb_out_t *pending;         /* outputs not produced yet, in order (bytes in chunks) */
+        int npending, cap_pending;
 } rt_route_t;
 
 typedef struct rt_resource_s {
@@ -154,6 +158,9 @@ struct exb_router_s {
         exb_layout_t in_layout; /* of the record being routed */
         int max_fields;
         exb_buf_t enc, key;
+        uint8_t **chunks;   /* bytes of the routes' pending outputs; [0..cur] in use */
+        int nchunks, cur;
+        size_t used;        /* of chunks[cur] */
         int txn;           /* exactly once: an epoch is a transaction */
         int epoch_open;
         int epoch_records; /* consumed in the open epoch */
@@ -243,6 +250,7 @@ static void table_free(exb_router_t *rtr)
                         exb_binding_free(&rt->out_bind);
                         exb_schema_destroy(rt->out_schema);
                         exb_subs_free(rt->sub, 1);
+                        free(rt->pending); /* empty: produced at the end of every batch */
                 }
                 free(r->routes);
                 exb_schema_destroy(r->ingest_schema);
@@ -686,6 +694,82 @@ static void dead_letter(exb_router_t *rtr, const exb_msg_t *m, const char *provi
                 r->stats->dlq++;
 }
 
+/* ------------------------------------------------------ pending outputs
+ *
+ * Deliveries are not produced one by one: each route collects its outputs
+ * of a consumed batch, in order, and they are produced together at its end
+ * (exb_produce_batch(): the topic and its partitions are looked up and the
+ * clock read once, not per message). Their bytes are copied into chunks that
+ * are reused batch after batch. An output with a header, or a large one, is
+ * produced at once, after what its route has pending. */
+
+/* Produces route rt's pending outputs. */
+static void pending_produce(exb_router_t *rtr, rt_route_t *rt)
+{
+        char err[256];
+        for (int done = 0; done < rt->npending && !rtr->fatal;) {
+                exb_err_t r;
+                done += exb_produce_batch(rtr->producer, rt->topic, rt->pending + done,
+                                          rt->npending - done, &r, err, sizeof(err));
+                if (r == EXB_ERR_RETRY)
+                        exb_producer_poll(rtr->producer, 10);
+                else if (r != EXB_OK)
+                        set_fatal(rtr, "%s", err);
+        }
+        rt->npending = 0;
+}
+
+/* Produces every route's pending outputs; the chunks are free again. */
+static void pending_produce_all(exb_router_t *rtr)
+{
+        for (int i = 0; i < rtr->nres; i++)
+                for (int k = 0; k < rtr->res[i].nroutes; k++)
+                        pending_produce(rtr, &rtr->res[i].routes[k]);
+        rtr->cur = 0;
+        rtr->used = 0;
+}
+
+/* n bytes in the chunks (n <= RT_CHUNK); may produce what is pending first. */
+static uint8_t *chunk_space(exb_router_t *rtr, size_t n)
+{
+        if (!rtr->nchunks || rtr->used + n > RT_CHUNK) {
+                if (rtr->nchunks && rtr->cur + 1 == RT_PENDING_MAX)
+                        pending_produce_all(rtr); /* bounds the memory held */
+                else if (rtr->nchunks)
+                        rtr->cur++, rtr->used = 0;
+                if (rtr->cur == rtr->nchunks) {
+                        rtr->chunks = exb_realloc(rtr->chunks,
+                                                  sizeof(*rtr->chunks) * (size_t)(rtr->nchunks + 1));
+                        rtr->chunks[rtr->nchunks++] = exb_calloc(1, RT_CHUNK);
+                }
+        }
+        uint8_t *p = rtr->chunks[rtr->cur] + rtr->used;
+        rtr->used += n;
+        return p;
+}
+
+/* Adds an output to route rt, or produces it at once (see above). */
+static void output(exb_router_t *rtr, rt_route_t *rt, int32_t partition, const exb_buf_t *key,
+                   const exb_buf_t *val, const exb_header_t *path)
+{
+        if (path || key->len + val->len > RT_CHUNK / 16) {
+                pending_produce(rtr, rt);
+                produce(rtr, rt->topic, partition, key->p, key->len, val->p, val->len, path,
+                        path ? 1 : 0);
+                return;
+        }
+        uint8_t *b = chunk_space(rtr, key->len + val->len);
+        if (rt->npending == rt->cap_pending) {
+                rt->cap_pending = rt->cap_pending ? 2 * rt->cap_pending : 256;
+                rt->pending = exb_realloc(rt->pending, sizeof(exb_out_t) * (size_t)rt->cap_pending);
+        }
+        if (key->len)
+                memcpy(b, key->p, key->len);
+        memcpy(b + key->len, val->p, val->len);
+        rt->pending[rt->npending++] =
+                (exb_out_t){partition, b, key->len, b + key->len, val->len, NULL};
+}
+
 /* Builds and produces the delivery of rec (consumed as m) for route k. It
  * goes to the partition of the ingest key, not of the delivery key: a masked
  * key must not scatter one source record's changes over partitions (their
@@ -752,8 +836,7 @@ static void route_one(exb_router_t *rtr, rt_schema_t *s, int k, const exb_msg_t 
         int32_t part = rt->partitions > 0 && m->key
                                ? exb_partition_of(m->key, m->key_len, rt->partitions)
                                : -1;
-        produce(rtr, rt->topic, part, rtr->key.p, rtr->key.len, rtr->enc.p, rtr->enc.len, path,
-                path ? 1 : 0);
+        output(rtr, rt, part, &rtr->key, &rtr->enc, path);
         rt->stats->out++;
 }
 
@@ -826,6 +909,7 @@ int exb_router_poll(exb_router_t *rtr, int timeout_ms, char *errstr, size_t errs
                         route_msg(rtr, &rtr->batch[i]);
                 exb_msg_release(&rtr->batch[i]);
         }
+        pending_produce_all(rtr);
         exb_producer_poll(rtr->producer, 0);
         if (rtr->epoch_open && !rtr->fatal &&
             (rtr->epoch_records >= rtr->epoch_max_records || exb_mono_ms() >= rtr->epoch_due))
@@ -1032,6 +1116,9 @@ void exb_router_destroy(exb_router_t *rtr)
         free(rtr->in_layout.pos);
         exb_buf_free(&rtr->enc);
         exb_buf_free(&rtr->key);
+        for (int i = 0; i < rtr->nchunks; i++)
+                free(rtr->chunks[i]);
+        free(rtr->chunks);
         free(rtr->secret);
         free(rtr->brokers);
         for (int i = 0; i < rtr->nprops; i++) {

@@ -353,6 +353,7 @@ static run_t run_raw(bench_t *b, const char *group)
         }
         exb_topic_t *t = exb_producer_topic(p, BENCH_RAW_TOPIC);
         exb_msg_t *msgs = exb_calloc((size_t)b->batch, sizeof(*msgs));
+        exb_out_t *outs = exb_calloc((size_t)b->batch, sizeof(*outs));
         int got = 0, first = -1;
         int64_t deadline = exb_mono_ms() + 120000;
         while (got < b->n && exb_mono_ms() < deadline) {
@@ -361,16 +362,25 @@ static run_t run_raw(bench_t *b, const char *group)
                         fprintf(stderr, "exbus bench: raw: %s\n", err);
                         break;
                 }
-                for (int i = 0; i < n; i++) {
-                        while (exb_produce(p, t, -1, msgs[i].key, msgs[i].key_len, msgs[i].value,
-                                           msgs[i].len, NULL, 0, NULL, err,
-                                           sizeof(err)) == EXB_ERR_RETRY)
+                /* produced as the router produces its deliveries: a batch at a time */
+                for (int i = 0; i < n; i++)
+                        outs[i] = (exb_out_t){-1, msgs[i].key, msgs[i].key_len, msgs[i].value,
+                                              msgs[i].len, NULL};
+                exb_err_t e = EXB_OK;
+                for (int done = 0; done < n && e != EXB_ERR_INVALID && e != EXB_ERR_FATAL;) {
+                        done += exb_produce_batch(p, t, outs + done, n - done, &e, err, sizeof(err));
+                        if (e == EXB_ERR_RETRY)
                                 exb_producer_poll(p, 10);
-                        if (i == n - 1)
-                                exb_consumer_store(c, msgs[i].topic, msgs[i].partition,
-                                                   msgs[i].offset + 1);
-                        exb_msg_release(&msgs[i]);
                 }
+                if (e == EXB_ERR_INVALID || e == EXB_ERR_FATAL) {
+                        fprintf(stderr, "exbus bench: raw: %s\n", err);
+                        failed = 1;
+                }
+                if (n > 0)
+                        exb_consumer_store(c, msgs[n - 1].topic, msgs[n - 1].partition,
+                                           msgs[n - 1].offset + 1);
+                for (int i = 0; i < n; i++)
+                        exb_msg_release(&msgs[i]);
                 exb_producer_poll(p, 0);
                 got += n;
                 if (n > 0 && first < 0) {
@@ -384,6 +394,7 @@ static run_t run_raw(bench_t *b, const char *group)
                 fprintf(stderr, "exbus bench: raw: %d of %d records passed through\n", got, b->n);
         window_rss(&w, &r);
         free(msgs);
+        free(outs);
         exb_consumer_destroy(c);
         exb_producer_destroy(p);
         return r;
