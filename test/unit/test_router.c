@@ -12,7 +12,11 @@
  * the deliveries go out, and after a drain every ingest partition's
  * committed offset is its end.
  *
- * The mock delays a group's first join by 3 s; the file runs in about 10 s.
+ * Then exb-path: a record of a department (GA) that carries one is
+ * delivered without it; once GA is marked as an exchange node ("node":
+ * true), its next record's exb-path is delivered as it came.
+ *
+ * The mock delays a group's first join by 3 s; the file runs in about 13 s.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -57,6 +61,40 @@ static void count_dr(void *opaque, void *msg_opaque, exb_err_t err, const char *
                 T.produced[partition]++;
 }
 
+/* Produces person records first..first+n-1 to the ingest topic, with
+ * exb-path = path if not NULL; counted in T.produced. */
+static void produce_people(int first, int n, const char *path)
+{
+        char err[512];
+        exb_control_t *ctl = exb_control_new(T.bs, NULL, 0, NULL, 10000, err, sizeof(err));
+        assert_non_null(ctl);
+        int32_t sid;
+        exb_resource_t *res = exb_control_resource(ctl, RES, &sid);
+        exb_schema_t *schema = exb_control_schema(ctl, sid);
+        assert_non_null(schema);
+        exb_producer_t *p = exb_producer_new(T.bs, NULL, 0, count_dr, NULL, err, sizeof(err));
+        assert_non_null(p);
+        exb_topic_t *t = exb_producer_topic(p, INGEST);
+        exb_header_t h = {"exb-path", path, path ? strlen(path) : 0};
+        exb_buf_t enc;
+        exb_buf_init(&enc, 1 << 16);
+        for (int i = first; i < first + n; i++) {
+                exb_sample_person_rec_t r;
+                exb_sample_person_record(i, "test", &r);
+                exb_buf_reset(&enc);
+                assert_int_equal(exb_codec_encode(schema, &r.rec, &enc, err, sizeof(err)), EXB_OK);
+                assert_int_equal(exb_produce(p, t, -1, r.person.id_number, 18, enc.p, enc.len,
+                                             &h, path ? 1 : 0, NULL, err, sizeof(err)),
+                                 EXB_OK);
+        }
+        assert_int_equal(exb_producer_flush(p, 10000), EXB_OK);
+        exb_producer_destroy(p);
+        exb_buf_free(&enc);
+        exb_schema_destroy(schema);
+        exb_resource_destroy(res);
+        exb_control_destroy(ctl);
+}
+
 /* Catalog, one approved subscription (GJJ), topics, NRECS ingest records. */
 static int setup(void **state)
 {
@@ -93,29 +131,7 @@ static int setup(void **state)
                          EXB_OK);
         exb_topic_specs_free(specs, n);
 
-        int32_t sid;
-        exb_resource_t *res = exb_control_resource(ctl, RES, &sid);
-        exb_schema_t *schema = exb_control_schema(ctl, sid);
-        assert_non_null(schema);
-        exb_producer_t *p = exb_producer_new(T.bs, NULL, 0, count_dr, NULL, err, sizeof(err));
-        assert_non_null(p);
-        exb_topic_t *t = exb_producer_topic(p, INGEST);
-        exb_buf_t enc;
-        exb_buf_init(&enc, 1 << 16);
-        for (int i = 0; i < NRECS; i++) {
-                exb_sample_person_rec_t r;
-                exb_sample_person_record(i, "test", &r);
-                exb_buf_reset(&enc);
-                assert_int_equal(exb_codec_encode(schema, &r.rec, &enc, err, sizeof(err)), EXB_OK);
-                assert_int_equal(exb_produce(p, t, -1, r.person.id_number, 18, enc.p, enc.len,
-                                             NULL, 0, NULL, err, sizeof(err)),
-                                 EXB_OK);
-        }
-        assert_int_equal(exb_producer_flush(p, 10000), EXB_OK);
-        exb_producer_destroy(p);
-        exb_buf_free(&enc);
-        exb_schema_destroy(schema);
-        exb_resource_destroy(res);
+        produce_people(0, NRECS, NULL);
         exb_catalog_destroy(cat);
         exb_control_destroy(ctl);
         return 0;
@@ -155,18 +171,25 @@ static void *watch(void *arg)
         return NULL;
 }
 
+/* A router configuration for this cluster, consumer group `group`. */
+static void router_conf(exb_router_conf_t *conf, const char *group)
+{
+        memset(conf, 0, sizeof(*conf));
+        exb_conf_defaults(exb_router_props, conf);
+        conf->brokers = exb_strdup(T.bs);
+        free(conf->data_dir);
+        conf->data_dir = exb_strdup(T.dir);
+        free(conf->group_id);
+        conf->group_id = exb_strdup(group);
+        conf->partitions = NPARTS;
+}
+
 static void test_offsets_wait_for_deliveries(void **state)
 {
         (void)state;
         char err[512];
-        exb_router_conf_t conf = {0};
-        exb_conf_defaults(exb_router_props, &conf);
-        conf.brokers = exb_strdup(T.bs);
-        free(conf.data_dir);
-        conf.data_dir = exb_strdup(T.dir);
-        free(conf.group_id);
-        conf.group_id = exb_strdup("t-router");
-        conf.partitions = NPARTS;
+        exb_router_conf_t conf;
+        router_conf(&conf, "t-router");
         const char *sets[] = {"commit.interval.ms=10", "kafka.auto.commit.interval.ms=200"};
         for (int i = 0; i < 2; i++)
                 assert_int_equal(exb_conf_set_arg(exb_router_props, &conf, sets[i], "test", err,
@@ -194,35 +217,6 @@ static void test_offsets_wait_for_deliveries(void **state)
         for (int p = 0; p < NPARTS; p++)
                 assert_int_equal(committed(p), T.produced[p]);
         exb_conf_free(exb_router_props, &conf);
-}
-
-/* Produces one person record (i) to the ingest topic with exb-path = path. */
-static void produce_with_path(int i, const char *path)
-{
-        char err[512];
-        exb_control_t *ctl = exb_control_new(T.bs, NULL, 0, NULL, 10000, err, sizeof(err));
-        assert_non_null(ctl);
-        int32_t sid;
-        exb_resource_t *res = exb_control_resource(ctl, RES, &sid);
-        exb_schema_t *schema = exb_control_schema(ctl, sid);
-        assert_non_null(schema);
-        exb_producer_t *p = exb_producer_new(T.bs, NULL, 0, NULL, NULL, err, sizeof(err));
-        assert_non_null(p);
-        exb_sample_person_rec_t r;
-        exb_sample_person_record(i, "path", &r);
-        exb_buf_t enc;
-        exb_buf_init(&enc, 1 << 16);
-        assert_int_equal(exb_codec_encode(schema, &r.rec, &enc, err, sizeof(err)), EXB_OK);
-        exb_header_t h = {"exb-path", path, strlen(path)};
-        assert_int_equal(exb_produce(p, exb_producer_topic(p, INGEST), -1, r.person.id_number, 18,
-                                     enc.p, enc.len, &h, 1, NULL, err, sizeof(err)),
-                         EXB_OK);
-        assert_int_equal(exb_producer_flush(p, 10000), EXB_OK);
-        exb_producer_destroy(p);
-        exb_buf_free(&enc);
-        exb_schema_destroy(schema);
-        exb_resource_destroy(res);
-        exb_control_destroy(ctl);
 }
 
 /* The exb-path of the delivery of person i ("" if it has none); fails if
@@ -278,15 +272,9 @@ static void test_path_kept_for_nodes_only(void **state)
 {
         (void)state;
         char err[512];
-        exb_router_conf_t conf = {0};
-        exb_conf_defaults(exb_router_props, &conf);
-        conf.brokers = exb_strdup(T.bs);
-        free(conf.data_dir);
-        conf.data_dir = exb_strdup(T.dir);
-        free(conf.group_id);
-        conf.group_id = exb_strdup("t-path");
-        conf.partitions = NPARTS;
-        produce_with_path(NRECS, "370602");
+        exb_router_conf_t conf;
+        router_conf(&conf, "t-path");
+        produce_people(NRECS, 1, "370602");
         exb_router_t *rtr = exb_router_new(&conf, err, sizeof(err));
         assert_non_null(rtr);
         route_all(rtr, NRECS + 1);
@@ -300,7 +288,7 @@ static void test_path_kept_for_nodes_only(void **state)
         assert_int_equal(exb_control_import(ctl, cat, NULL, NULL, err, sizeof(err)), EXB_OK);
         exb_catalog_destroy(cat);
         exb_control_destroy(ctl);
-        produce_with_path(NRECS + 1, "370602,370600");
+        produce_people(NRECS + 1, 1, "370602,370600");
         route_all(rtr, 1);
         path = delivered_path(NRECS + 1);
         assert_string_equal(path, "370602,370600"); /* GA is now a node */
