@@ -790,10 +790,11 @@ static int parse_depts(exb_catalog_t *cat, json_t *arr, const char *fname, char 
                         exb_errf(errstr, errstr_size, "%s: duplicate code \"%s\"", pfx, code);
                         return -1;
                 }
+                int node, given;
                 if (get_str(e, "name", 1, pfx, &name, errstr, errstr_size) ||
-                    get_bool(e, "node", 0, pfx, &cat->depts[cat->ndepts].node, NULL, errstr,
-                             errstr_size))
+                    get_bool(e, "node", 0, pfx, &node, &given, errstr, errstr_size))
                         return -1;
+                cat->depts[cat->ndepts].node = given ? node : -1;
                 cat->depts[cat->ndepts].code = exb_strdup(code);
                 cat->depts[cat->ndepts].name = exb_strdup(name);
                 cat->ndepts++;

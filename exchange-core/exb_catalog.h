@@ -12,10 +12,13 @@
  *    duplicate keys in any object and unknown keys anywhere are errors (with
  *    a "did you mean" for near misses), so a typo never passes silently.
  *  - department {"code", "name", "node"}: code [A-Za-z0-9_]{1,32}, unique;
- *    name required; node (boolean, default false): the department is another
- *    exchange node, whose uplink forwards records here (级联/回流). Only its
- *    records carry exb-path, so only for its resources does the router read
- *    that header and keep it (DESIGN §3). An uplink registers its node so.
+ *    name required; node (boolean): the department is another exchange
+ *    node, whose uplink forwards records here (级联/回流). Only its records
+ *    carry exb-path, so only for its resources does the router read that
+ *    header and keep it (DESIGN §3). An uplink registers its node so.
+ *    Absent, a department already published keeps its mark (re-importing a
+ *    file written before the uplink marked it unmarks nothing); a new one
+ *    is not a node.
  *  - resource keys: code, name, provider, share_type, key, items (required);
  *    category (array of strings), summary, format, update_cycle,
  *    share_condition, share_method, open (boolean), publish_date, related
@@ -66,7 +69,7 @@ typedef struct exb_item_s {
 typedef struct exb_dept_s {
         char *code;
         char *name;
-        int node; /* another exchange node: its records carry exb-path */
+        int node; /* another exchange node: its records carry exb-path; -1 = not given */
 } exb_dept_t;
 
 typedef struct exb_resource_s {

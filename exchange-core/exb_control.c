@@ -858,10 +858,11 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
                 const exb_dept_t *d = &cat->depts[i];
                 char *name = exb_sql_text(ctl->db, "SELECT name FROM departments WHERE code=%Q", d->code);
                 int node = exb_control_dept_node(ctl, d->code);
+                int want = d->node < 0 ? node : d->node; /* not given: as it is */
                 const char *status = !name                 ? "new"
                                      : strcmp(name, d->name) ? "renamed"
-                                     : node != d->node      ? (d->node ? "now an exchange node"
-                                                                       : "no longer an exchange node")
+                                     : node != want         ? (want ? "now an exchange node"
+                                                                    : "no longer an exchange node")
                                                             : "unchanged";
                 int write = strcmp(status, "unchanged");
                 free(name);
@@ -869,7 +870,7 @@ exb_err_t exb_control_import(exb_control_t *ctl, const exb_catalog_t *cat, exb_i
                         char key[64];
                         snprintf(key, sizeof(key), "department/%s", d->code);
                         json_t *v = json_pack("{s:s, s:s}", "code", d->code, "name", d->name);
-                        if (d->node)
+                        if (want)
                                 json_object_set_new(v, "node", json_true());
                         int64_t off = control_write(ctl, key, v, errstr, errstr_size);
                         json_decref(v);

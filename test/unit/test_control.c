@@ -120,8 +120,9 @@ static void import_text(exb_control_t *ctl, const char *text)
         exb_catalog_destroy(cat);
 }
 
-/* "node": true is kept, importing it again writes nothing, dropping it is a
- * change; a cache of another layout (user_version) is rebuilt with it. */
+/* "node": true is kept, importing it again (or without "node") writes
+ * nothing, "node": false is a change; a cache of another layout
+ * (user_version) is rebuilt with it. */
 static void test_department_node(void **state)
 {
         (void)state;
@@ -137,7 +138,12 @@ static void test_department_node(void **state)
         import_text(ctl, node);
         assert_int_equal(exb_consumer_watermarks(c, EXB_CONTROL_TOPIC, 0, &lo, &hi2, 5000), EXB_OK);
         assert_int_equal(hi, hi2);
+        /* a file that does not say keeps the mark: nothing written */
         import_text(ctl, "{\"departments\":[{\"code\":\"370602\",\"name\":\"区节点\"}]}");
+        assert_int_equal(exb_consumer_watermarks(c, EXB_CONTROL_TOPIC, 0, &lo, &hi2, 5000), EXB_OK);
+        assert_int_equal(hi, hi2);
+        assert_int_equal(exb_control_dept_node(ctl, "370602"), 1);
+        import_text(ctl, "{\"departments\":[{\"code\":\"370602\",\"name\":\"区节点\",\"node\":false}]}");
         assert_int_equal(exb_control_dept_node(ctl, "370602"), 0);
         import_text(ctl, node);
 
