@@ -1245,7 +1245,7 @@ static void test_encode_from(void **state)
                 int n = (int)rnd_below(ALL_N) + 1;
                 for (int f = 0; f < n; f++) {
                         int src = (int)rnd_below(ALL_N);
-                        char name[8];
+                        char name[16];
                         snprintf(name, sizeof(name), "f%d", f);
                         of[f] = s->fields[src];
                         of[f].name = strdup(name);
