@@ -115,6 +115,19 @@ check "the county's uplink marked it as an exchange node at the city" "1" \
 check "the records carry the path county,city" "exb-path=370602,370600" \
         "$(timeout 20 kcat -C -b "$P" -t exb.ingest.370600.370602-GA-0001 -o beginning -e -c 1 -f '%h\n' 2>/dev/null)"
 
+# An operator's catalog file says the county is not a node ("node": false).
+# The county's uplink, restarted, marks it again before it forwards (its
+# warm-up: person 1 changes, a record no later check depends on).
+printf '{"departments":[{"code":"370602","name":"芝罘区交换节点","node":false}]}' >"$T/unmark.json"
+exbus -b "$M" catalog import "$T/unmark.json" >/dev/null
+check "the city no longer marks the county" "0" \
+        "$(exbus -b "$M" catalog show 370602-GA-0001 | grep -c 'an exchange node')"
+stop up-county
+link up-county "$C" 370600 370602 "$M"
+sqlite3 "$SRC" "UPDATE person SET phone = '13800000001' WHERE name = '居民1'"
+wait_for "the county marked again at the city" 60 sh -c \
+        "'$EXBUS' -b '$M' catalog show 370602-GA-0001 | grep -q 'an exchange node'"
+
 # Return flow: province TJ -> (province approves 370600) -> city -> (city approves 370602) -> county MZ.
 exbus -b "$P" sub request --subscriber 370600 --resource 370000-TJ-0001 \
         --items region,population,year --purpose "回流市级" >/dev/null
