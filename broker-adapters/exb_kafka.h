@@ -125,12 +125,12 @@ typedef struct exb_out_s {
 
 /* Enqueues outs[0..n) to t in order, as exb_produce() without headers would
  * one by one, for less per message (the topic and its partitions are looked
- * up and the clock read once per call, not per message). Returns how many
- * were enqueued: the first ones. Fewer than n: *err says why the next one
- * was not (EXB_ERR_RETRY: the local queue is full: poll, then produce the
- * rest; otherwise with errstr, and later ones may have been enqueued). */
-int exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, int n,
-                      exb_err_t *err, char *errstr, size_t errstr_size);
+ * up and the clock read once per call, not per message). While the local
+ * queue is full it waits, serving delivery reports (exb_producer_poll()).
+ * Returns EXB_OK, or EXB_ERR_INVALID/FATAL with errstr (some of the messages
+ * may have been enqueued then). */
+exb_err_t exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, int n,
+                            char *errstr, size_t errstr_size);
 
 /* Serves delivery reports (and errors) waiting up to timeout_ms for the
  * first; returns how many events were served. */

@@ -243,12 +243,11 @@ exb_err_t exb_produce(exb_producer_t *p, exb_topic_t *t, int32_t partition, cons
         return exb_kerr(p->rk, err);
 }
 
-int exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, int n,
-                      exb_err_t *err, char *errstr, size_t errstr_size)
+exb_err_t exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, int n,
+                            char *errstr, size_t errstr_size)
 {
         rd_kafka_message_t rkms[256]; /* on the stack: callers may share the producer */
         int done = 0;
-        *err = EXB_OK;
         while (done < n) {
                 int k = n - done < (int)EXB_ARRAY_CNT(rkms) ? n - done : (int)EXB_ARRAY_CNT(rkms);
                 for (int i = 0; i < k; i++) {
@@ -272,20 +271,17 @@ int exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *outs, 
                 while (!rkms[i].err)
                         i++;
                 rd_kafka_resp_err_t e = rkms[i].err;
-                if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) { /* and every one after it */
-                        *err = EXB_ERR_RETRY;
-                        exb_errf(errstr, errstr_size,
-                                 "produce to %s: local queue full (%d messages waiting)", t->name,
-                                 rd_kafka_outq_len(p->rk));
-                } else {
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         /* not retried: later messages may have been enqueued */
-                        *err = exb_kerr(p->rk, e) == EXB_ERR_FATAL ? EXB_ERR_FATAL : EXB_ERR_INVALID;
                         exb_errf(errstr, errstr_size, "produce to %s [%d]: %s", t->name,
                                  (int)rkms[i].partition, rd_kafka_err2str(e));
+                        return exb_kerr(p->rk, e) == EXB_ERR_FATAL ? EXB_ERR_FATAL
+                                                                   : EXB_ERR_INVALID;
                 }
-                return done + i;
+                done += i; /* the queue is full from message i on: wait, then go on there */
+                rd_kafka_poll(p->rk, 10);
         }
-        return done;
+        return EXB_OK;
 }
 
 int exb_producer_poll(exb_producer_t *p, int timeout_ms)

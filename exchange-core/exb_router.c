@@ -707,15 +707,10 @@ static void dead_letter(exb_router_t *rtr, const exb_msg_t *m, const char *provi
 static void pending_produce(exb_router_t *rtr, rt_route_t *rt)
 {
         char err[256];
-        for (int done = 0; done < rt->npending && !rtr->fatal;) {
-                exb_err_t r;
-                done += exb_produce_batch(rtr->producer, rt->topic, rt->pending + done,
-                                          rt->npending - done, &r, err, sizeof(err));
-                if (r == EXB_ERR_RETRY)
-                        exb_producer_poll(rtr->producer, 10);
-                else if (r != EXB_OK)
-                        set_fatal(rtr, "%s", err);
-        }
+        if (rt->npending && !rtr->fatal &&
+            exb_produce_batch(rtr->producer, rt->topic, rt->pending, rt->npending, err,
+                              sizeof(err)) != EXB_OK)
+                set_fatal(rtr, "%s", err);
         rt->npending = 0;
 }
 

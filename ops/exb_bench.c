@@ -366,13 +366,7 @@ static run_t run_raw(bench_t *b, const char *group)
                 for (int i = 0; i < n; i++)
                         outs[i] = (exb_out_t){-1, msgs[i].key, msgs[i].key_len, msgs[i].value,
                                               msgs[i].len, NULL};
-                exb_err_t e = EXB_OK;
-                for (int done = 0; done < n && e != EXB_ERR_INVALID && e != EXB_ERR_FATAL;) {
-                        done += exb_produce_batch(p, t, outs + done, n - done, &e, err, sizeof(err));
-                        if (e == EXB_ERR_RETRY)
-                                exb_producer_poll(p, 10);
-                }
-                if (e == EXB_ERR_INVALID || e == EXB_ERR_FATAL) {
+                if (exb_produce_batch(p, t, outs, n, err, sizeof(err)) != EXB_OK) {
                         fprintf(stderr, "exbus bench: raw: %s\n", err);
                         failed = 1;
                 }
