@@ -14,6 +14,7 @@ int exb_binding_init(exb_binding_t *b, const exb_resource_t *res, const exb_sche
         memset(b, 0, sizeof(*b));
         b->res = res;
         b->schema = schema;
+        b->provider_len = strlen(res->provider);
         b->item = exb_calloc((size_t)schema->nfields + 1, sizeof(int));
         for (int f = 0; f < schema->nfields; f++)
                 b->item[f] = exb_resource_item_idx(res, schema->fields[f].name);
@@ -47,7 +48,8 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
                        size_t errstr_size)
 {
         const exb_resource_t *res = b->res;
-        if (!exb_str_eq(rec->source, res->provider)) {
+        if (rec->source.len != b->provider_len ||
+            memcmp(rec->source.p, res->provider, b->provider_len)) {
                 exb_errf(errstr, errstr_size, "%s: source \"%.*s\" is not the provider %s",
                          res->code, (int)(rec->source.len > 64 ? 64 : rec->source.len),
                          rec->source.p ? rec->source.p : "", res->provider);
@@ -57,12 +59,13 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
                 exb_errf(errstr, errstr_size, "%s: empty event_id", res->code);
                 return EXB_ERR_INVALID;
         }
-        for (int f = 0; f < b->schema->nfields && f < rec->nvals; f++) {
+        int n = b->schema->nfields < rec->nvals ? b->schema->nfields : rec->nvals;
+        const exb_val_t *v = rec->vals;
+        for (int f = 0; f < n; f++, v++) {
                 int i = b->item[f];
                 if (i < 0)
                         continue; /* a field the catalog no longer has: nothing to check */
                 const exb_item_t *it = &res->items[i];
-                const exb_val_t *v = &rec->vals[f];
                 char why[160];
                 if (v->is_null) {
                         if (it->is_key || (it->required && rec->op != EXB_OP_DELETE)) {
@@ -72,36 +75,36 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
                         }
                         continue;
                 }
+                size_t len = v->u.s.len;
                 if (it->type == EXB_T_STRING) {
-                        if (!v->utf8_ok && !exb_utf8_valid(v->u.s.p, v->u.s.len)) {
+                        if (!v->utf8_ok && !exb_utf8_valid(v->u.s.p, len)) {
                                 exb_errf(errstr, errstr_size, "%s: item \"%s\": not valid UTF-8",
                                          res->code, it->name);
                                 return EXB_ERR_INVALID;
                         }
                         /* A character is at least one byte: count them only
                          * when the bytes exceed the limit. */
-                        size_t n;
-                        if (it->length > 0 && v->u.s.len > (size_t)it->length &&
-                            (n = exb_utf8_count(v->u.s.p, v->u.s.len)) > (size_t)it->length) {
+                        size_t nc;
+                        if (it->length > 0 && len > (size_t)it->length &&
+                            (nc = exb_utf8_count(v->u.s.p, len)) > (size_t)it->length) {
                                 exb_errf(errstr, errstr_size,
                                          "%s: item \"%s\": %zu characters, at most %d allowed",
-                                         res->code, it->name, n, it->length);
+                                         res->code, it->name, nc, it->length);
                                 return EXB_ERR_INVALID;
                         }
-                        int ok = 1;
-                        if (it->check == EXB_CHECK_GB11643)
-                                ok = exb_check_gb11643(v->u.s.p, v->u.s.len, why, sizeof(why));
-                        else if (it->check == EXB_CHECK_GB32100)
-                                ok = exb_check_gb32100(v->u.s.p, v->u.s.len, why, sizeof(why));
+                        if (it->check == EXB_CHECK_NONE)
+                                continue;
+                        int ok = it->check == EXB_CHECK_GB11643
+                                         ? exb_check_gb11643(v->u.s.p, len, why, sizeof(why))
+                                         : exb_check_gb32100(v->u.s.p, len, why, sizeof(why));
                         if (!ok) {
                                 exb_errf(errstr, errstr_size, "%s: item \"%s\": %s: %s", res->code,
                                          it->name, exb_check_name(it->check), why);
                                 return EXB_ERR_INVALID;
                         }
-                } else if (it->type == EXB_T_BYTES && it->length > 0 &&
-                           v->u.s.len > (size_t)it->length) {
+                } else if (it->type == EXB_T_BYTES && it->length > 0 && len > (size_t)it->length) {
                         exb_errf(errstr, errstr_size, "%s: item \"%s\": %zu bytes, at most %d allowed",
-                                 res->code, it->name, v->u.s.len, it->length);
+                                 res->code, it->name, len, it->length);
                         return EXB_ERR_INVALID;
                 }
         }

@@ -25,6 +25,7 @@
 typedef struct exb_binding_s {
         const exb_resource_t *res; /* borrowed */
         const exb_schema_t *schema;/* borrowed */
+        size_t provider_len;       /* strlen(res->provider) */
         int *item;                 /* per schema field: resource item index or -1 */
         int nkey_fields;
         int key_field[8];          /* schema field index of each key item, in key order */

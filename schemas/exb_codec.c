@@ -79,6 +79,8 @@ exb_err_t exb_frame_schema_id(const void *buf, size_t len, int32_t *id, char *er
 
 /* --------------------------------------------------------------- decoding */
 
+/* The cursor. The reading functions are inlined into the decoding loop and
+ * its address is never taken, so the compiler keeps it in registers. */
 typedef struct {
         const uint8_t *buf;
         size_t len;
@@ -88,22 +90,36 @@ typedef struct {
         size_t errstr_size;
 } dec_t;
 
-static EXB_COLD __attribute__((format(printf, 3, 4))) void dec_fail(dec_t *d, size_t off,
-                                                                    const char *fmt, ...)
+static EXB_COLD __attribute__((format(printf, 5, 6))) void
+dec_fail(char *errstr, size_t errstr_size, const char *field, size_t off, const char *fmt, ...)
 {
         char msg[256];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        exb_errf(d->errstr, d->errstr_size, "field \"%s\": %s (offset %zu)", d->field, msg, off);
+        exb_errf(errstr, errstr_size, "field \"%s\": %s (offset %zu)", field, msg, off);
 }
 
-/* dec_fail() as an expression worth -1, visibly to the compiler. */
-#define DEC_FAIL(...) (dec_fail(__VA_ARGS__), -1)
+/* dec_fail() for cursor d, as an expression worth -1, visibly to the
+ * compiler. */
+#define DEC_FAIL(d, off, ...) \
+        (dec_fail((d)->errstr, (d)->errstr_size, (d)->field, (off), __VA_ARGS__), -1)
+
+#define DEC_INLINE static inline __attribute__((always_inline))
+
+/* w, loaded from little-endian bytes, in host order. */
+static inline uint64_t le64(uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        return __builtin_bswap64(w);
+#else
+        return w;
+#endif
+}
 
 /* Reads a zig-zag varint (Avro long). */
-static inline int dec_long(dec_t *d, int64_t *out)
+DEC_INLINE int dec_long(dec_t *d, int64_t *out)
 {
         size_t i = d->pos;
         const uint8_t *p = d->buf;
@@ -112,6 +128,23 @@ static inline int dec_long(dec_t *d, int64_t *out)
                 *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
                 d->pos = i + 1;
                 return 0;
+        }
+        if (EXB_LIKELY(d->len - i >= 8)) { /* up to 8 bytes, without a loop */
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                w = le64(w);
+                uint64_t stop = ~w & 0x8080808080808080ULL; /* bytes that end it */
+                if (EXB_LIKELY(stop)) {
+                        int last = __builtin_ctzll(stop); /* its high bit: 8 * k - 1 */
+                        w &= 0x7f7f7f7f7f7f7f7fULL & (~0ULL >> (63 - last));
+                        /* 7-bit groups together: pairs, then fours, then all */
+                        w = (w & 0x007f007f007f007fULL) | ((w & 0x7f007f007f007f00ULL) >> 1);
+                        w = (w & 0x00003fff00003fffULL) | ((w & 0x3fff00003fff0000ULL) >> 2);
+                        w = (w & 0x000000000fffffffULL) | ((w & 0x0fffffff00000000ULL) >> 4);
+                        *out = (int64_t)(w >> 1) ^ -(int64_t)(w & 1);
+                        d->pos = i + (size_t)(last >> 3) + 1;
+                        return 0;
+                }
         }
         uint64_t v = 0;
         for (int n = 0; n < 10; n++, i++) {
@@ -134,8 +167,34 @@ static inline int dec_long(dec_t *d, int64_t *out)
         return -1; /* not reached: n == 9 either ends or fails above */
 }
 
+/* 1 if the n <= 24 bytes at s are all ASCII (so valid UTF-8): codes,
+ * numbers and identifiers, most strings of a record, without a call. Loads
+ * overlap rather than read past s + n. */
+DEC_INLINE int ascii_short(const uint8_t *s, size_t n)
+{
+        const uint64_t high = 0x8080808080808080ULL;
+        if (n >= 8) {
+                uint64_t a, b, c = 0;
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                if (n > 16)
+                        memcpy(&c, s + 8, 8);
+                return !((a | b | c) & high);
+        }
+        if (n >= 4) {
+                uint32_t a, b;
+                memcpy(&a, s, 4);
+                memcpy(&b, s + n - 4, 4);
+                return !((a | b) & (uint32_t)high);
+        }
+        uint8_t a = 0;
+        for (size_t i = 0; i < n; i++)
+                a |= s[i];
+        return a < 0x80;
+}
+
 /* A length-prefixed string or bytes value; `utf8` checks the content. */
-static inline int dec_str(dec_t *d, int utf8, exb_str_t *out)
+DEC_INLINE int dec_str(dec_t *d, int utf8, exb_str_t *out)
 {
         size_t start = d->pos;
         int64_t n;
@@ -149,7 +208,7 @@ static inline int dec_str(dec_t *d, int utf8, exb_str_t *out)
                 return DEC_FAIL(d, start, "%s length %lld exceeds the %zu bytes left",
                                 utf8 ? "string" : "bytes", (long long)n, left);
         const uint8_t *s = d->buf + d->pos;
-        if (utf8) {
+        if (utf8 && !(n <= 24 && ascii_short(s, (size_t)n))) {
                 size_t ok = exb_utf8_valid_prefix(s, (size_t)n);
                 if (EXB_UNLIKELY(ok != (size_t)n))
                         return DEC_FAIL(d, d->pos + ok, "invalid UTF-8 in string");
@@ -160,7 +219,7 @@ static inline int dec_str(dec_t *d, int utf8, exb_str_t *out)
         return 0;
 }
 
-static int dec_value(dec_t *d, exb_type_t type, exb_val_t *v)
+DEC_INLINE int dec_value(dec_t *d, exb_type_t type, exb_val_t *v)
 {
         size_t start = d->pos;
         v->utf8_ok = 0;
@@ -239,8 +298,8 @@ exb_err_t exb_codec_decode_layout(const exb_schema_t *schema, const void *buf, s
         if (dec_long(&d, &op))
                 return EXB_ERR_SCHEMA;
         if (EXB_UNLIKELY(op < 0 || op >= EXB_OP_CNT)) {
-                dec_fail(&d, start, "enum index %lld out of range 0..%d", (long long)op,
-                         EXB_OP_CNT - 1);
+                (void)DEC_FAIL(&d, start, "enum index %lld out of range 0..%d", (long long)op,
+                               EXB_OP_CNT - 1);
                 return EXB_ERR_SCHEMA;
         }
         rec->op = (exb_op_t)op;
@@ -279,9 +338,10 @@ exb_err_t exb_codec_decode_layout(const exb_schema_t *schema, const void *buf, s
                                 int64_t br;
                                 if (dec_long(&d, &br))
                                         return EXB_ERR_SCHEMA;
-                                dec_fail(&d, start,
-                                         "union index %lld out of range 0..1 (0 = null, 1 = value)",
-                                         (long long)br);
+                                (void)DEC_FAIL(&d, start,
+                                               "union index %lld out of range 0..1 (0 = null, 1 "
+                                               "= value)",
+                                               (long long)br);
                                 return EXB_ERR_SCHEMA;
                         }
                 }

@@ -1091,6 +1091,59 @@ static void avc_set(const exb_schema_t *s, avro_value_t *v, const exb_record_t *
         }
 }
 
+/* Every varint length (1..10 bytes, each side of each 7-bit boundary),
+ * decoded where 8 or more bytes follow it (read as one word) and where it
+ * ends the value (read byte by byte). */
+static void test_varint_lengths(void **state)
+{
+        (void)state;
+        static const exb_field_t mid_fields[] = {{"i", NULL, EXB_T_INT, 0},
+                                                 {"s", NULL, EXB_T_STRING, 0}};
+        static const exb_field_t end_fields[] = {{"s", NULL, EXB_T_STRING, 0},
+                                                 {"i", NULL, EXB_T_INT, 0}};
+        exb_schema_t *mid = mk_schema("RMid", mid_fields, 2, 1);
+        exb_schema_t *end = mk_schema("REnd", end_fields, 2, 1);
+        exb_buf_t out;
+        exb_buf_init(&out, 0);
+        char err[256];
+        int lengths[11] = {0};
+        for (int b = 0; b < 64; b++) {
+                uint64_t edge = 1ULL << b;
+                int64_t cases[] = {(int64_t)(edge - 1), (int64_t)edge, -(int64_t)edge,
+                                   -(int64_t)(edge - 1), INT64_MIN, INT64_MAX};
+                for (size_t c = 0; c < EXB_ARRAY_CNT(cases); c++) {
+                        for (int at_end = 0; at_end < 2; at_end++) {
+                                exb_schema_t *s = at_end ? end : mid;
+                                exb_val_t vals[2] = {VI(cases[c]), VS("eight or more bytes")};
+                                if (at_end)
+                                        vals[0] = vals[1], vals[1] = VI(cases[c]);
+                                exb_record_t rec = {EXB_OP_CREATE, EXB_STR("e"), EXB_STR("GA"),
+                                                    cases[c], 2, vals};
+                                exb_buf_reset(&out);
+                                assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)),
+                                                 EXB_OK);
+                                exb_val_t got_vals[2];
+                                exb_record_t got = {.vals = got_vals};
+                                if (exb_codec_decode(s, out.p, out.len, &got, err, sizeof(err)))
+                                        fail_msg("%lld: %s", (long long)cases[c], err);
+                                assert_int_equal(got.ts_ms, cases[c]);
+                                assert_int_equal(got_vals[at_end].u.i, cases[c]);
+                                /* the varint's length: the value minus the rest */
+                                size_t n = out.len - EXB_FRAME_HDR - 1 - 2 - 3 -
+                                           (1 + strlen("eight or more bytes"));
+                                assert_true(n % 2 == 0 && n / 2 >= 1 && n / 2 <= 10);
+                                lengths[n / 2]++;
+                        }
+                }
+        }
+        for (int k = 1; k <= 10; k++)
+                if (!lengths[k])
+                        fail_msg("no %d-byte varint was tried", k);
+        exb_buf_free(&out);
+        exb_schema_destroy(mid);
+        exb_schema_destroy(end);
+}
+
 static void test_avro_c_cross(void **state)
 {
         (void)state;
@@ -1288,6 +1341,7 @@ int main(void)
                 cmocka_unit_test(test_encode_errors),   cmocka_unit_test(test_fuzz),
                 cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
                 cmocka_unit_test(test_encode_utf8_mark), cmocka_unit_test(test_encode_from),
+                cmocka_unit_test(test_varint_lengths),
         };
         return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
