@@ -72,6 +72,17 @@ size_t exb_utf8_valid_prefix(const void *buf, size_t len)
                 do {
                         uint8_t c = p[i], lo = 0x80, hi = 0xBF;
                         size_t n;
+                        /* Two of them at once where 8 bytes can be read:
+                         * leads E1..EF at 0 and 3 (E0 and ED go the long
+                         * way), continuation bytes at 1, 2, 4 and 5. */
+                        if (len - i >= 8 &&
+                            (exb_load_le64(p + i) & 0xC0C0F0C0C0F0ULL) == 0x8080E08080E0ULL) {
+                                uint8_t c2 = p[i + 3];
+                                if (c != 0xE0 && c != 0xED && c2 != 0xE0 && c2 != 0xED) {
+                                        i += 6;
+                                        continue;
+                                }
+                        }
                         /* The common case first: E1..EC, EE, EF and two
                          * continuation bytes (no overlong or surrogate
                          * form starts so). */

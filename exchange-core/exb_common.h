@@ -64,12 +64,23 @@ typedef struct exb_str_s {
 exb_str_t exb_str(const char *cstr); /* NULL gives {NULL, 0} */
 int exb_str_eq(exb_str_t a, const char *cstr);
 
+/* The 8 bytes at p as a little-endian number, whatever the host's order. */
+static inline uint64_t exb_load_le64(const void *p)
+{
+        uint64_t w;
+        __builtin_memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        return w;
+}
+
 /* UTF-8 as Avro, JSON and SQLite want it (RFC 3629): no overlong forms, no
  * surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
  * exb_utf8_valid_prefix() returns the length of the longest valid prefix of
  * p[0..len), i.e. len if all of it is valid, else the offset of the first
  * byte of the first invalid or truncated sequence. ASCII goes 8 bytes at a
- * time. p may be NULL when len is 0. */
+ * time, CJK two characters at a time. p may be NULL when len is 0. */
 size_t exb_utf8_valid_prefix(const void *p, size_t len);
 int exb_utf8_valid(const void *p, size_t len); /* 1 if valid, else 0 */
 /* Code points in p[0..len), which must be valid UTF-8 (it counts the bytes

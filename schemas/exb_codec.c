@@ -108,16 +108,6 @@ dec_fail(char *errstr, size_t errstr_size, const char *field, size_t off, const 
 
 #define DEC_INLINE static inline __attribute__((always_inline))
 
-/* w, loaded from little-endian bytes, in host order. */
-static inline uint64_t le64(uint64_t w)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        return __builtin_bswap64(w);
-#else
-        return w;
-#endif
-}
-
 /* Reads a zig-zag varint (Avro long). */
 DEC_INLINE int dec_long(dec_t *d, int64_t *out)
 {
@@ -130,9 +120,7 @@ DEC_INLINE int dec_long(dec_t *d, int64_t *out)
                 return 0;
         }
         if (EXB_LIKELY(d->len - i >= 8)) { /* up to 8 bytes, without a loop */
-                uint64_t w;
-                memcpy(&w, p + i, 8);
-                w = le64(w);
+                uint64_t w = exb_load_le64(p + i);
                 uint64_t stop = ~w & 0x8080808080808080ULL; /* bytes that end it */
                 if (EXB_LIKELY(stop)) {
                         int last = __builtin_ctzll(stop); /* its high bit: 8 * k - 1 */

@@ -189,7 +189,12 @@ static void test_exhaustive(void **state)
         (void)state;
         static const uint8_t later[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90,
                                         0x9f, 0xa0, 0xbf, 0xc0, 0xe4, 0xff};
-        static const size_t offsets[] = {0, 6, 7, 8};
+        /* where the sequence starts, after ASCII or after a CJK character
+         * (the validator reads two of those at once when 8 bytes are left) */
+        static const struct {
+                const char *before;
+                size_t at;
+        } starts[] = {{"", 0}, {"", 6}, {"", 7}, {"", 8}, {"\xE4\xB8\x80", 3}, {"a\xE4\xB8\x80", 4}};
         uint8_t buf[16];
         for (int a = 0; a < 256; a++) {
                 buf[0] = (uint8_t)a;
@@ -199,9 +204,11 @@ static void test_exhaustive(void **state)
                         check_same(buf, 2, "2 bytes");
                 }
         }
-        memset(buf, 'a', sizeof(buf));
-        for (size_t o = 0; o < EXB_ARRAY_CNT(offsets); o++) {
-                uint8_t *q = buf + offsets[o];
+        for (size_t o = 0; o < EXB_ARRAY_CNT(starts); o++) {
+                memset(buf, 'a', sizeof(buf));
+                memcpy(buf, starts[o].before, strlen(starts[o].before));
+                size_t at = starts[o].at;
+                uint8_t *q = buf + at;
                 for (int lead = 0xc0; lead < 0x100; lead++)
                         for (int b1 = 0; b1 < 256; b1++)
                                 for (size_t k = 0; k < EXB_ARRAY_CNT(later); k++) {
@@ -209,12 +216,14 @@ static void test_exhaustive(void **state)
                                         q[1] = (uint8_t)b1;
                                         q[2] = later[k];
                                         q[3] = 0x80;
-                                        check_same(buf, offsets[o] + 3, "3 bytes");
-                                        check_same(buf, offsets[o] + 4, "4 bytes");
+                                        check_same(buf, at + 3, "3 bytes");
+                                        check_same(buf, at + 4, "4 bytes");
+                                        check_same(buf, sizeof(buf), "16 bytes");
                                         /* another later byte: pairs continuation
                                          * bytes with others */
                                         q[3] = later[(5 * k + 1) % EXB_ARRAY_CNT(later)];
-                                        check_same(buf, offsets[o] + 4, "4 bytes");
+                                        check_same(buf, at + 4, "4 bytes");
+                                        check_same(buf, sizeof(buf), "16 bytes");
                                 }
         }
 }
