@@ -250,15 +250,18 @@ exb_err_t exb_produce_batch(exb_producer_t *p, exb_topic_t *t, const exb_out_t *
         int done = 0;
         while (done < n) {
                 int k = n - done < (int)EXB_ARRAY_CNT(rkms) ? n - done : (int)EXB_ARRAY_CNT(rkms);
+                /* Only the fields rd_kafka_produce_batch() reads (it sets
+                 * err): a whole-struct initialiser would clear 18 KB a call. */
                 for (int i = 0; i < k; i++) {
                         const exb_out_t *o = &outs[done + i];
-                        rkms[i] = (rd_kafka_message_t){
-                                .partition = o->partition < 0 ? RD_KAFKA_PARTITION_UA : o->partition,
-                                .payload = (void *)o->value,
-                                .len = o->len,
-                                .key = (void *)o->key,
-                                .key_len = o->key_len,
-                                ._private = o->msg_opaque};
+                        rd_kafka_message_t *m = &rkms[i];
+                        m->partition = o->partition < 0 ? RD_KAFKA_PARTITION_UA : o->partition;
+                        m->payload = (void *)o->value;
+                        m->len = o->len;
+                        m->key = (void *)o->key;
+                        m->key_len = o->key_len;
+                        m->_private = o->msg_opaque;
+                        m->err = RD_KAFKA_RESP_ERR_NO_ERROR;
                 }
                 int good = rd_kafka_produce_batch(t->rkt, RD_KAFKA_PARTITION_UA,
                                                   RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_PARTITION,

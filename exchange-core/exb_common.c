@@ -154,7 +154,7 @@ void exb_buf_free(exb_buf_t *b)
 }
 
 /* Makes room for `more` bytes plus a NUL. */
-static int buf_reserve(exb_buf_t *b, size_t more)
+int exb_buf_reserve(exb_buf_t *b, size_t more)
 {
         if (more > b->max || b->len > b->max - more)
                 return -1;
@@ -174,7 +174,7 @@ static int buf_reserve(exb_buf_t *b, size_t more)
 
 int exb_buf_append(exb_buf_t *b, const void *data, size_t len)
 {
-        if (buf_reserve(b, len))
+        if (exb_buf_reserve(b, len))
                 return -1;
         if (len)
                 memcpy(b->p + b->len, data, len);
@@ -184,7 +184,7 @@ int exb_buf_append(exb_buf_t *b, const void *data, size_t len)
 
 int exb_buf_putc(exb_buf_t *b, int c)
 {
-        if (buf_reserve(b, 1))
+        if (exb_buf_reserve(b, 1))
                 return -1;
         b->p[b->len++] = (uint8_t)c;
         return 0;
@@ -201,7 +201,7 @@ int exb_buf_printf(exb_buf_t *b, const char *fmt, ...)
                 return -1;
         if ((size_t)n < sizeof(small))
                 return exb_buf_append(b, small, (size_t)n);
-        if (buf_reserve(b, (size_t)n))
+        if (exb_buf_reserve(b, (size_t)n))
                 return -1;
         va_start(ap, fmt);
         vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -212,7 +212,7 @@ int exb_buf_printf(exb_buf_t *b, const char *fmt, ...)
 
 int exb_buf_cstr(exb_buf_t *b)
 {
-        if (buf_reserve(b, 0))
+        if (exb_buf_reserve(b, 0))
                 return -1;
         b->p[b->len] = '\0';
         return 0;

@@ -130,6 +130,9 @@ void exb_buf_free(exb_buf_t *b);
 /* Returns 0, or -1 (nothing appended) if the maximum would be exceeded or
  * memory is exhausted. */
 int exb_buf_append(exb_buf_t *b, const void *data, size_t len);
+/* Makes room for `more` bytes (and a NUL) after len without changing len, for
+ * writing straight into p. Returns 0, or -1 like exb_buf_append(). */
+int exb_buf_reserve(exb_buf_t *b, size_t more);
 int exb_buf_putc(exb_buf_t *b, int c);
 int exb_buf_printf(exb_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -29,10 +29,10 @@
  * only on the failure path, in a cold function, and name the field and the
  * byte offset from the start of the framed value (what kcat -x shows).
  *
- * Encoding writes through a small stack buffer that is flushed to the
- * caller's exb_buf_t, so a record costs one or two appends, never an
- * allocation once the buffer has grown. On error the output is rolled back to
- * its length on entry.
+ * Encoding writes straight into the caller's exb_buf_t, into room reserved
+ * after its length (2 KiB at a time, never beyond its maximum), so a record
+ * costs no copy and, once the buffer has grown, no allocation. On error the
+ * output is rolled back to its length on entry.
  */
 #include "exb_codec.h"
 
@@ -350,56 +350,74 @@ exb_err_t exb_codec_decode_layout(const exb_schema_t *schema, const void *buf, s
 
 /* --------------------------------------------------------------- encoding */
 
-#define WR_BUFSZ 2048
+/* The writer puts bytes straight into out's memory after out->len: `room`
+ * bytes are reserved there (at most WR_ROOM, and not beyond out->max), `n`
+ * of them written. wr_commit() adds those to out->len and reserves again;
+ * the last one only adds them. */
+#define WR_ROOM 2048
 
 typedef struct {
         exb_buf_t *out;
-        size_t n;
-        int err; /* an append to out failed */
-        uint8_t tmp[WR_BUFSZ];
+        uint8_t *at; /* out->p + out->len */
+        size_t n, room;
+        int err; /* out's maximum or memory exhausted */
 } wr_t;
 
-static int wr_flush(wr_t *w)
+static inline int wr_commit(wr_t *w)
 {
-        if (w->n && exb_buf_append(w->out, w->tmp, w->n))
-                w->err = 1;
+        exb_buf_t *out = w->out;
+        out->len += w->n;
         w->n = 0;
+        size_t left = out->max - out->len;
+        w->room = left < WR_ROOM ? left : WR_ROOM;
+        if (out->cap <= out->len + w->room && exb_buf_reserve(out, w->room)) {
+                w->room = 0;
+                w->err = 1;
+        }
+        w->at = out->p + out->len;
         return w->err ? -1 : 0;
+}
+
+static inline void wr_raw(wr_t *w, const void *p, size_t len)
+{
+        if (EXB_LIKELY(len <= w->room - w->n)) {
+                if (len)
+                        memcpy(w->at + w->n, p, len);
+                w->n += len;
+                return;
+        }
+        if (w->err || wr_commit(w))
+                return;
+        if (len <= w->room) {
+                memcpy(w->at, p, len);
+                w->n = len;
+        } else if (exb_buf_append(w->out, p, len) || wr_commit(w)) {
+                w->err = 1;
+        }
 }
 
 static inline void wr_long(wr_t *w, int64_t n)
 {
-        if (EXB_UNLIKELY(w->n + 10 > WR_BUFSZ))
-                wr_flush(w);
         uint64_t v = ((uint64_t)n << 1) ^ (uint64_t)(n >> 63);
-        uint8_t *o = w->tmp + w->n;
+        uint8_t b[10], *o = EXB_LIKELY(w->n + 10 <= w->room) ? w->at + w->n : b;
+        uint8_t *start = o;
         while (v >= 0x80) {
                 *o++ = (uint8_t)(v | 0x80);
                 v >>= 7;
         }
         *o++ = (uint8_t)v;
-        w->n = (size_t)(o - w->tmp);
+        if (EXB_LIKELY(start != b))
+                w->n += (size_t)(o - start);
+        else /* near the end of the room: through wr_raw() */
+                wr_raw(w, b, (size_t)(o - b));
 }
 
 static inline void wr_byte(wr_t *w, uint8_t b)
 {
-        if (EXB_UNLIKELY(w->n + 1 > WR_BUFSZ))
-                wr_flush(w);
-        w->tmp[w->n++] = b;
-}
-
-static inline void wr_raw(wr_t *w, const void *p, size_t len)
-{
-        if (EXB_LIKELY(len <= WR_BUFSZ - w->n)) {
-                if (len)
-                        memcpy(w->tmp + w->n, p, len);
-                w->n += len;
-                return;
-        }
-        if (wr_flush(w))
-                return;
-        if (exb_buf_append(w->out, p, len))
-                w->err = 1;
+        if (EXB_LIKELY(w->n < w->room))
+                w->at[w->n++] = b;
+        else
+                wr_raw(w, &b, 1);
 }
 
 static EXB_COLD __attribute__((format(printf, 5, 6))) exb_err_t
@@ -446,10 +464,7 @@ static exb_err_t encode(const exb_schema_t *schema, const exb_record_t *rec,
                         const exb_layout_t *from, const int *copy, exb_buf_t *out, char *errstr,
                         size_t errstr_size)
 {
-        wr_t w; /* tmp is not initialised: only bytes written are read */
-        w.out = out;
-        w.n = 0;
-        w.err = 0;
+        wr_t w = {.out = out};
         size_t len0 = out->len;
         int bad;
 
@@ -472,12 +487,10 @@ static exb_err_t encode(const exb_schema_t *schema, const exb_record_t *rec,
                                 bad == 1 ? "NULL string pointer" : "invalid UTF-8 in string");
 
         uint32_t id = (uint32_t)schema->id;
-        w.tmp[0] = EXB_FRAME_MAGIC;
-        w.tmp[1] = (uint8_t)(id >> 24);
-        w.tmp[2] = (uint8_t)(id >> 16);
-        w.tmp[3] = (uint8_t)(id >> 8);
-        w.tmp[4] = (uint8_t)id;
-        w.n = EXB_FRAME_HDR;
+        const uint8_t hdr[EXB_FRAME_HDR] = {EXB_FRAME_MAGIC, (uint8_t)(id >> 24),
+                                            (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
+        wr_commit(&w); /* the first room */
+        wr_raw(&w, hdr, EXB_FRAME_HDR);
         wr_long(&w, rec->op);
         /* Bytes of `from` still to be copied: [run, run_end). Copied parts
          * that are adjacent there are copied at once. */
@@ -559,7 +572,7 @@ static exb_err_t encode(const exb_schema_t *schema, const exb_record_t *rec,
         }
         if (run_end > run)
                 wr_raw(&w, from->buf + run, run_end - run);
-        if (wr_flush(&w)) {
+        if (w.err) {
                 out->len = len0;
                 exb_errf(errstr, errstr_size,
                          "encoded record of schema %s exceeds the output buffer's maximum of %zu "
@@ -567,6 +580,7 @@ static exb_err_t encode(const exb_schema_t *schema, const exb_record_t *rec,
                          schema->name, out->max);
                 return EXB_ERR_FATAL;
         }
+        out->len += w.n;
         return EXB_OK;
 }
 

@@ -807,7 +807,7 @@ static void test_encode_errors(void **state)
                 exb_buf_free(&out);
         }
 
-        /* Output maximum: fatal, rolled back, both through the stack buffer
+        /* Output maximum: fatal, rolled back, both within the writer's room
          * and through the direct append of a large value. */
         s->id = 1;
         static const size_t maxes[] = {8, 20, 100, 5000};
@@ -829,6 +829,52 @@ static void test_encode_errors(void **state)
                 exb_buf_free(&out);
         }
         free(big);
+        exb_schema_destroy(s);
+}
+
+/* A record fits a buffer whose maximum is exactly its size, and not one a
+ * byte smaller: the writer's room ends at the maximum, wherever a value
+ * (or a varint) meets it. */
+static void test_encode_exact_max(void **state)
+{
+        (void)state;
+        exb_schema_t *s = mk_schema("RAll", all_fields, ALL_N, 7);
+        static arena_t arena;
+        exb_val_t vals[ALL_N];
+        exb_buf_t whole;
+        exb_buf_init(&whole, 0);
+        char err[256];
+        int long_ones = 0;
+        rng_state = 0xE4AC7;
+        for (int n = 0; n < 3000; n++) {
+                exb_record_t rec;
+                rnd_record(s, &arena, &rec, vals);
+                static const char big[5000];
+                if (n % 5 == 0) /* "b": bytes across rooms */
+                        vals[7] = (exb_val_t){.u.s = {big, 1000 + (size_t)n % 4000}};
+                exb_buf_reset(&whole);
+                assert_int_equal(exb_codec_encode(s, &rec, &whole, err, sizeof(err)), EXB_OK);
+                long_ones += whole.len > 2048;
+                for (size_t max = whole.len + 2; max >= whole.len + 1; max--) {
+                        exb_buf_t out;
+                        exb_buf_init(&out, max);
+                        exb_buf_append(&out, "pr", 2);
+                        exb_err_t r = exb_codec_encode(s, &rec, &out, err, sizeof(err));
+                        if (max == whole.len + 2) {
+                                if (r != EXB_OK)
+                                        fail_msg("record %d (%zu bytes), maximum %zu: %s", n,
+                                                 whole.len, max, err);
+                                assert_int_equal(out.len, whole.len + 2);
+                                assert_memory_equal(out.p + 2, whole.p, whole.len);
+                        } else {
+                                assert_int_equal(r, EXB_ERR_FATAL);
+                                assert_int_equal(out.len, 2);
+                        }
+                        exb_buf_free(&out);
+                }
+        }
+        assert_true(long_ones > 10); /* records longer than one room were tried */
+        exb_buf_free(&whole);
         exb_schema_destroy(s);
 }
 
@@ -1342,6 +1388,7 @@ int main(void)
                 cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
                 cmocka_unit_test(test_encode_utf8_mark), cmocka_unit_test(test_encode_from),
                 cmocka_unit_test(test_varint_lengths),
+                cmocka_unit_test(test_encode_exact_max),
         };
         return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
