@@ -231,6 +231,10 @@ static void test_partial(void **state)
                 {"partial:0:2", EXB_T_STRING, V_STR("abcdef"), OUT("****ef")},
                 {"partial:2:3", EXB_T_STRING, V_STR("北京市海淀区abc"), OUT("北京****abc")},
                 {"partial:1:1", EXB_T_STRING, V_STR("😀😀😀"), OUT("😀*😀")},
+                /* ASCII is scanned 8 bytes at a time: other characters after it */
+                {"partial:2:2", EXB_T_STRING, V_STR("abcdefghij张三"), OUT("ab********张三")},
+                {"partial:1:1", EXB_T_STRING, V_STR("abcdefgh张"), OUT("a*******张")},
+                {"partial:9:0", EXB_T_STRING, V_STR("abcdefgh张z"), OUT("abcdefgh张*")},
                 {"partial:2:2", EXB_T_STRING, V_STR("a\0b\0c"), OUT("a\0*\0c")},
                 /* malformed UTF-8: one character per bad byte, never split */
                 {"partial:1:1", EXB_T_STRING,
