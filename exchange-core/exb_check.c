@@ -87,6 +87,25 @@ static int gb11643_mod(const char *s17)
         return sum % 11;
 }
 
+/* gb11643_mod() of 17 characters known to be there, the first 16 tested
+ * 8 at a time (w - '0' in every byte; a byte that is not a digit sets its
+ * high bit in the difference or in difference + 0x76). */
+static int gb11643_mod17(const char *s)
+{
+        const uint64_t zeros = 0x3030303030303030ULL, high = 0x8080808080808080ULL;
+        uint64_t a = exb_load_le64(s) - zeros, b = exb_load_le64(s + 8) - zeros;
+        unsigned last = (unsigned char)s[16] - (unsigned)'0';
+        if ((((a + 0x7676767676767676ULL) | a | (b + 0x7676767676767676ULL) | b) & high) ||
+            last > 9)
+                return gb11643_mod(s); /* finds the character */
+        int sum = (int)last * gb11643_weights[16];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+                sum += (int)(a >> (8 * i) & 0xff) * gb11643_weights[i] +
+                       (int)(b >> (8 * i) & 0xff) * gb11643_weights[8 + i];
+        return sum % 11;
+}
+
 char exb_check_gb11643_digit(const char *s17)
 {
         int m = s17 ? gb11643_mod(s17) : -1;
@@ -102,7 +121,7 @@ int exb_check_gb11643(const char *s, size_t len, char *errstr, size_t errstr_siz
                 exb_errf(errstr, errstr_size, "length is %zu, expected 18", len);
                 return 0;
         }
-        if ((m = gb11643_mod(s)) < 0) {
+        if ((m = gb11643_mod17(s)) < 0) {
                 exb_errf(errstr, errstr_size, "character %d is %s, expected a digit", -m,
                          char_repr(s[-1 - m], rep));
                 return 0;

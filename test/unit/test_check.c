@@ -121,6 +121,32 @@ static void test_not_nul_terminated(void **state)
         assert_int_equal(exb_check_gb32100(buf, 18, NULL, 0), 1);
 }
 
+/* The first 16 characters are tested 8 at a time: every byte value at
+ * every position is either a digit or named, and the weighted sum agrees
+ * with exb_check_gb11643_digit() (one character at a time). */
+static void test_gb11643_every_byte(void **state)
+{
+        (void)state;
+        static const char valid[] = "37060219900101123";
+        for (int pos = 0; pos < 17; pos++)
+                for (int c = 0; c < 256; c++) {
+                        char id[19], why[128] = "", want[64];
+                        memcpy(id, valid, 17);
+                        id[pos] = (char)c;
+                        int digit = c >= '0' && c <= '9';
+                        /* a date-changing digit may make it no real date */
+                        id[17] = digit ? exb_check_gb11643_digit(id) : '0';
+                        int ok = exb_check_gb11643(id, 18, why, sizeof(why));
+                        if (!digit) {
+                                snprintf(want, sizeof(want), "character %d is", pos + 1);
+                                if (ok || !strstr(why, want))
+                                        fail_msg("byte 0x%02x at %d: %s", c, pos + 1, why);
+                        } else if (!ok && !strstr(why, "birth date")) {
+                                fail_msg("digit %c at %d: %s", c, pos + 1, why);
+                        }
+                }
+}
+
 static void test_digit_generators(void **state)
 {
         /* Expected check characters, 0 = not computable (outside the
@@ -177,6 +203,7 @@ int main(void)
                 cmocka_unit_test(test_gb11643),
                 cmocka_unit_test(test_gb32100),
                 cmocka_unit_test(test_not_nul_terminated),
+                cmocka_unit_test(test_gb11643_every_byte),
                 cmocka_unit_test(test_digit_generators),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
