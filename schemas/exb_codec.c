@@ -119,11 +119,17 @@ DEC_INLINE int dec_long(dec_t *d, int64_t *out)
                 d->pos = i + 1;
                 return 0;
         }
-        if (EXB_LIKELY(d->len - i >= 8)) { /* up to 8 bytes, without a loop */
-                uint64_t w = exb_load_le64(p + i);
+        /* Up to 8 bytes without a loop: the 8 bytes at i, or, near the end,
+         * the last 8 of the value shifted so that its byte i comes first
+         * (the zeros shifted in end a varint that is cut short: the loop
+         * below says so). */
+        size_t left = d->len - i;
+        if (EXB_LIKELY(left && d->len >= 8)) {
+                uint64_t w = left >= 8 ? exb_load_le64(p + i)
+                                       : exb_load_le64(p + d->len - 8) >> (8 * (8 - left));
                 uint64_t stop = ~w & 0x8080808080808080ULL; /* bytes that end it */
-                if (EXB_LIKELY(stop)) {
-                        int last = __builtin_ctzll(stop); /* its high bit: 8 * k - 1 */
+                int last = stop ? __builtin_ctzll(stop) : 64; /* its high bit: 8 * k - 1 */
+                if (EXB_LIKELY(last < 64 && (size_t)(last >> 3) < left)) {
                         w &= 0x7f7f7f7f7f7f7f7fULL & (~0ULL >> (63 - last));
                         /* 7-bit groups together: pairs, then fours, then all */
                         w = (w & 0x007f007f007f007fULL) | ((w & 0x7f007f007f007f00ULL) >> 1);
@@ -175,10 +181,13 @@ DEC_INLINE int ascii_short(const uint8_t *s, size_t n)
                 memcpy(&b, s + n - 4, 4);
                 return !((a | b) & (uint32_t)high);
         }
-        uint8_t a = 0;
-        for (size_t i = 0; i < n; i++)
-                a |= s[i];
-        return a < 0x80;
+        if (n >= 2) {
+                uint16_t a, b;
+                memcpy(&a, s, 2);
+                memcpy(&b, s + n - 2, 2);
+                return !((a | b) & (uint16_t)high);
+        }
+        return n == 0 || s[0] < 0x80;
 }
 
 /* A length-prefixed string or bytes value; `utf8` checks the content. */
@@ -186,8 +195,12 @@ DEC_INLINE int dec_str(dec_t *d, int utf8, exb_str_t *out)
 {
         size_t start = d->pos;
         int64_t n;
-        if (dec_long(d, &n))
+        if (EXB_LIKELY(start < d->len && !(d->buf[start] & 0x81))) { /* 0..63 bytes */
+                n = d->buf[start] >> 1;
+                d->pos++;
+        } else if (dec_long(d, &n)) {
                 return -1;
+        }
         size_t left = d->len - d->pos;
         if (EXB_UNLIKELY(n < 0))
                 return DEC_FAIL(d, start, "negative %s length %lld", utf8 ? "string" : "bytes",
@@ -307,7 +320,8 @@ exb_err_t exb_codec_decode_layout(const exb_schema_t *schema, const void *buf, s
 
         const exb_field_t *f = schema->fields;
         exb_val_t *v = rec->vals;
-        for (int i = 0; i < schema->nfields; i++, f++, v++) {
+        const int nfields = schema->nfields;
+        for (int i = 0; i < nfields; i++, f++, v++) {
                 d.field = f->name;
                 if (lay)
                         lay->pos[i] = (uint32_t)d.pos;

@@ -1137,6 +1137,48 @@ static void avc_set(const exb_schema_t *s, avro_value_t *v, const exb_record_t *
         }
 }
 
+/* Strings of up to 24 bytes are checked for ASCII in a few loads: a byte
+ * >= 0x80 anywhere in one of any length sends it to the full UTF-8 check,
+ * which accepts a character and rejects a stray continuation byte. */
+static void test_short_strings(void **state)
+{
+        (void)state;
+        static const exb_field_t fields[] = {{"s", NULL, EXB_T_STRING, 0}};
+        exb_schema_t *s = mk_schema("RStr", fields, 1, 1);
+        for (size_t n = 0; n <= 30; n++)
+                for (size_t at = 0; at <= n; at++)
+                        for (int kind = 0; kind < 3; kind++) {
+                                /* kind 0: ASCII only; 1: a stray 0x80 at `at`;
+                                 * 2: "é" (C3 A9) at `at` */
+                                if (kind && at == n)
+                                        continue;
+                                if (kind == 2 && at + 1 == n)
+                                        continue;
+                                uint8_t v[64] = {0, 0, 0, 0, 1, 0, 2, 'e', 4, 'G', 'A', 0};
+                                size_t len = 12;
+                                v[len++] = (uint8_t)(2 * n);
+                                uint8_t *str = v + len;
+                                memset(str, 'a', n);
+                                if (kind == 1)
+                                        str[at] = 0x80;
+                                if (kind == 2)
+                                        str[at] = 0xC3, str[at + 1] = 0xA9;
+                                len += n;
+                                exb_val_t got_vals[1];
+                                exb_record_t got = {.vals = got_vals};
+                                char err[256] = "";
+                                exb_err_t r = exb_codec_decode(s, v, len, &got, err, sizeof(err));
+                                if ((r == EXB_OK) != (kind != 1))
+                                        fail_msg("%zu bytes, kind %d at %zu: %s", n, kind, at,
+                                                 r == EXB_OK ? "accepted" : err);
+                                if (r == EXB_OK)
+                                        assert_int_equal(got_vals[0].u.s.len, n);
+                                else
+                                        assert_non_null(strstr(err, "invalid UTF-8"));
+                        }
+        exb_schema_destroy(s);
+}
+
 /* Every varint length (1..10 bytes, each side of each 7-bit boundary),
  * decoded where 8 or more bytes follow it (read as one word) and where it
  * ends the value (read byte by byte). */
@@ -1388,6 +1430,7 @@ int main(void)
                 cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
                 cmocka_unit_test(test_encode_utf8_mark), cmocka_unit_test(test_encode_from),
                 cmocka_unit_test(test_varint_lengths),
+                cmocka_unit_test(test_short_strings),
                 cmocka_unit_test(test_encode_exact_max),
         };
         return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
