@@ -75,7 +75,7 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
                         }
                         continue;
                 }
-                size_t len = v->u.s.len;
+                size_t len = it->type == EXB_T_STRING || it->type == EXB_T_BYTES ? v->u.s.len : 0;
                 if (it->type == EXB_T_STRING) {
                         if (!v->utf8_ok && !exb_utf8_valid(v->u.s.p, len)) {
                                 exb_errf(errstr, errstr_size, "%s: item \"%s\": not valid UTF-8",
@@ -103,8 +103,9 @@ exb_err_t exb_validate(const exb_binding_t *b, const exb_record_t *rec, char *er
                                 return EXB_ERR_INVALID;
                         }
                 } else if (it->type == EXB_T_BYTES && it->length > 0 && len > (size_t)it->length) {
-                        exb_errf(errstr, errstr_size, "%s: item \"%s\": %zu bytes, at most %d allowed",
-                                 res->code, it->name, len, it->length);
+                        exb_errf(errstr, errstr_size,
+                                 "%s: item \"%s\": %zu bytes, at most %d allowed", res->code,
+                                 it->name, len, it->length);
                         return EXB_ERR_INVALID;
                 }
         }

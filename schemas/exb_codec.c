@@ -103,7 +103,7 @@ dec_fail(char *errstr, size_t errstr_size, const char *field, size_t off, const 
 
 /* dec_fail() for cursor d, as an expression worth -1, visibly to the
  * compiler. */
-#define DEC_FAIL(d, off, ...) \
+#define DEC_FAIL(d, off, ...)                                                                      \
         (dec_fail((d)->errstr, (d)->errstr_size, (d)->field, (off), __VA_ARGS__), -1)
 
 #define DEC_INLINE static inline __attribute__((always_inline))
@@ -127,7 +127,7 @@ DEC_INLINE int dec_long(dec_t *d, int64_t *out)
         if (EXB_LIKELY(left && d->len >= 8)) {
                 uint64_t w = left >= 8 ? exb_load_le64(p + i)
                                        : exb_load_le64(p + d->len - 8) >> (8 * (8 - left));
-                uint64_t stop = ~w & 0x8080808080808080ULL; /* bytes that end it */
+                uint64_t stop = ~w & 0x8080808080808080ULL;   /* bytes that end it */
                 int last = stop ? __builtin_ctzll(stop) : 64; /* its high bit: 8 * k - 1 */
                 if (EXB_LIKELY(last < 64 && (size_t)(last >> 3) < left)) {
                         w &= 0x7f7f7f7f7f7f7f7fULL & (~0ULL >> (63 - last));

@@ -1197,16 +1197,17 @@ static void test_varint_lengths(void **state)
         int lengths[11] = {0};
         for (int b = 0; b < 64; b++) {
                 uint64_t edge = 1ULL << b;
-                int64_t cases[] = {(int64_t)(edge - 1), (int64_t)edge, -(int64_t)edge,
-                                   -(int64_t)(edge - 1), INT64_MIN, INT64_MAX};
+                int64_t cases[] = {(int64_t)(edge - 1),  (int64_t)edge, -(int64_t)edge,
+                                   -(int64_t)(edge - 1), INT64_MIN,     INT64_MAX};
                 for (size_t c = 0; c < EXB_ARRAY_CNT(cases); c++) {
                         for (int at_end = 0; at_end < 2; at_end++) {
                                 exb_schema_t *s = at_end ? end : mid;
                                 exb_val_t vals[2] = {VI(cases[c]), VS("eight or more bytes")};
                                 if (at_end)
                                         vals[0] = vals[1], vals[1] = VI(cases[c]);
-                                exb_record_t rec = {EXB_OP_CREATE, EXB_STR("e"), EXB_STR("GA"),
-                                                    cases[c], 2, vals};
+                                exb_record_t rec = {
+                                        EXB_OP_CREATE, EXB_STR("e"), EXB_STR("GA"), cases[c], 2,
+                                        vals};
                                 exb_buf_reset(&out);
                                 assert_int_equal(exb_codec_encode(s, &rec, &out, err, sizeof(err)),
                                                  EXB_OK);
@@ -1423,12 +1424,18 @@ static void test_encode_from(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_frame),           cmocka_unit_test(test_golden),
-                cmocka_unit_test(test_roundtrip_types), cmocka_unit_test(test_encode_appends),
-                cmocka_unit_test(test_hostile),         cmocka_unit_test(test_decode_values),
-                cmocka_unit_test(test_encode_errors),   cmocka_unit_test(test_fuzz),
-                cmocka_unit_test(test_avro_c_cross),    cmocka_unit_test(test_to_json),
-                cmocka_unit_test(test_encode_utf8_mark), cmocka_unit_test(test_encode_from),
+                cmocka_unit_test(test_frame),
+                cmocka_unit_test(test_golden),
+                cmocka_unit_test(test_roundtrip_types),
+                cmocka_unit_test(test_encode_appends),
+                cmocka_unit_test(test_hostile),
+                cmocka_unit_test(test_decode_values),
+                cmocka_unit_test(test_encode_errors),
+                cmocka_unit_test(test_fuzz),
+                cmocka_unit_test(test_avro_c_cross),
+                cmocka_unit_test(test_to_json),
+                cmocka_unit_test(test_encode_utf8_mark),
+                cmocka_unit_test(test_encode_from),
                 cmocka_unit_test(test_varint_lengths),
                 cmocka_unit_test(test_short_strings),
                 cmocka_unit_test(test_encode_exact_max),

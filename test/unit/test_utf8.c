@@ -194,7 +194,8 @@ static void test_exhaustive(void **state)
         static const struct {
                 const char *before;
                 size_t at;
-        } starts[] = {{"", 0}, {"", 6}, {"", 7}, {"", 8}, {"\xE4\xB8\x80", 3}, {"a\xE4\xB8\x80", 4}};
+        } starts[] = {
+                {"", 0}, {"", 6}, {"", 7}, {"", 8}, {"\xE4\xB8\x80", 3}, {"a\xE4\xB8\x80", 4}};
         uint8_t buf[16];
         for (int a = 0; a < 256; a++) {
                 buf[0] = (uint8_t)a;
