@@ -54,14 +54,7 @@ size_t exb_utf8_valid_prefix(const void *buf, size_t len)
         const uint8_t *p = buf;
         size_t i = 0;
         for (;;) {
-                /* ASCII: 8 bytes at a time, then byte by byte. */
-                for (uint64_t w; len - i >= 8; i += 8) {
-                        memcpy(&w, p + i, 8);
-                        if (w & 0x8080808080808080ULL)
-                                break;
-                }
-                while (i < len && p[i] < 0x80)
-                        i++;
+                i += exb_ascii_prefix(p + i, len - i);
                 if (i == len)
                         return len;
                 /* Multi-byte sequences up to the next ASCII byte. Well-formed

@@ -75,6 +75,19 @@ static inline uint64_t exb_load_le64(const void *p)
         return w;
 }
 
+/* Length of the ASCII prefix of p[0..len): 8 bytes at a time, then byte
+ * by byte. */
+static inline size_t exb_ascii_prefix(const void *p, size_t len)
+{
+        const uint8_t *s = p;
+        size_t i = 0;
+        while (len - i >= 8 && !(exb_load_le64(s + i) & 0x8080808080808080ULL))
+                i += 8;
+        while (i < len && s[i] < 0x80)
+                i++;
+        return i;
+}
+
 /* UTF-8 as Avro, JSON and SQLite want it (RFC 3629): no overlong forms, no
  * surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
  * exb_utf8_valid_prefix() returns the length of the longest valid prefix of

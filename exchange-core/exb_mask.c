@@ -223,11 +223,7 @@ static size_t partial_in_place(uint8_t *s, size_t n, int head, int tail)
 {
         size_t ncp = 0, off, head_end = 0, tail_start = n, nmid, i;
 
-        for (i = 0; n - i >= 8 && !(exb_load_le64(s + i) & 0x8080808080808080ULL); i += 8)
-                ;
-        while (i < n && s[i] < 0x80)
-                i++;
-        if (i == n) { /* ASCII (ids, codes, numbers): characters are bytes */
+        if (exb_ascii_prefix(s, n) == n) { /* ASCII (ids, codes, numbers): characters are bytes */
                 ncp = n;
                 head_end = (size_t)head;
                 tail_start = n - (size_t)tail;
